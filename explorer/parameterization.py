@@ -1,0 +1,81 @@
+"""What the network predicts: the noise eps, the clean image x_0, or the velocity v, and exact conversions.
+
+With a_t = sqrt(alpha_bar_t) and b_t = sqrt(1 - alpha_bar_t), so that x_t = a_t x_0 + b_t eps and
+a_t^2 + b_t^2 = 1 (seed 001, section 2.6):
+
+    v   = a_t eps - b_t x_0           (seed 001, section 2.6: V_t = -b_t X_0 + a_t eps)
+    x_0 = (x_t - b_t eps) / a_t       (seed 001, eq. 8)
+    eps = (x_t - a_t x_0) / b_t       (seed 001, eq. 2)
+    x_0 = a_t x_t - b_t v,   eps = b_t x_t + a_t v   (seed 001, section 2.6)
+
+`a` and `b` are tensors broadcastable against x_t (see `explorer.schedules.at`).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+OBJECTIVES = ("eps", "x0", "v")
+
+
+def check_objective(objective: str) -> str:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; allowed: {', '.join(OBJECTIVES)}")
+    return objective
+
+
+def x0_from_eps(x_t, eps, a, b):
+    return (x_t - b * eps) / a  # seed 001, eq. 8
+
+
+def eps_from_x0(x_t, x0, a, b):
+    return (x_t - a * x0) / b  # seed 001, eq. 2
+
+
+def v_from_eps_x0(eps, x0, a, b):
+    return a * eps - b * x0  # seed 001, section 2.6
+
+
+def x0_from_v(x_t, v, a, b):
+    return a * x_t - b * v  # seed 001, section 2.6
+
+
+def eps_from_v(x_t, v, a, b):
+    return b * x_t + a * v  # seed 001, section 2.6
+
+
+def target(objective: str, x0, eps, a, b):
+    """The regression target of each objective for the training pair (x_0, eps) (Algorithm 1, line 6)."""
+    check_objective(objective)
+    if objective == "eps":
+        return eps
+    if objective == "x0":
+        return x0
+    return v_from_eps_x0(eps, x0, a, b)
+
+
+class Prediction(NamedTuple):
+    eps: torch.Tensor
+    x0: torch.Tensor
+    v: torch.Tensor
+
+
+def predictions(objective: str, out, x_t, a, b, clip_x0: bool = False) -> Prediction:
+    """Turn a network output in `objective` into all three predictions (eps_hat, x0_hat, v_hat).
+
+    With clip_x0, x0_hat is clamped to the data range [-1, 1] and eps_hat, v_hat are recomputed from it so
+    the three stay consistent with x_t = a x0_hat + b eps_hat. eps predictions need b > 0 (t >= 1); x0 from eps
+    needs a > 0, which every clipped schedule guarantees (alpha_bar_T > 0).
+    """
+    check_objective(objective)
+    if objective == "eps":
+        eps, x0 = out, x0_from_eps(x_t, out, a, b)
+    elif objective == "x0":
+        eps, x0 = eps_from_x0(x_t, out, a, b), out
+    else:
+        eps, x0 = eps_from_v(x_t, out, a, b), x0_from_v(x_t, out, a, b)
+    if clip_x0:
+        x0 = x0.clamp(-1, 1)
+        eps = eps_from_x0(x_t, x0, a, b)
+    return Prediction(eps=eps, x0=x0, v=v_from_eps_x0(eps, x0, a, b))
