@@ -1,0 +1,158 @@
+"""Checkpoints: safetensors weights with the full configuration in the file's metadata, never pickle.
+
+A model file holds the EMA weights of a network plus a JSON `config` (network kind and hyper-parameters,
+schedule, T, objective, dataset, class names, sample shape, training step and provenance), so that
+
+    >>> m = load_model("pretrained/fashion_v_cosine.safetensors")
+    >>> x0 = run(sample(m, m.schedule, torch.randn(16, *m.sample_shape), objective=m.objective))
+
+rebuilds everything from the file alone. `load_model` returns a `DiffusionModel`: `model(x_t, t, y)` with the
+integer timestep t in 1..T; it hands the network the continuous time t / T (networks know nothing of T).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from explorer.nets import NETS, build_net
+from explorer.parameterization import check_objective
+from explorer.schedules import NoiseSchedule, make_schedule
+
+FORMAT = "diffusion-explorer"
+FORMAT_VERSION = "1"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable diffusion-explorer checkpoint (the message says why)."""
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model from its weights."""
+
+    net: str  # a kind of explorer.nets.NETS: "unet" or "mlp"
+    net_config: dict
+    schedule: str
+    T: int
+    objective: str
+    dataset: str
+    sample_shape: list[int]  # shape of one sample, e.g. [1, 28, 28] or [2]
+    class_names: list[str] = field(default_factory=list)  # empty for unconditional models
+    step: int = 0  # optimizer steps the weights have seen
+    training: dict = field(default_factory=dict)  # provenance: command, wall time, device, ...
+
+    def __post_init__(self):
+        if self.net not in NETS:
+            raise ValueError(f"unknown net kind {self.net!r}; allowed: {', '.join(NETS)}")
+        check_objective(self.objective)
+        make_schedule(self.schedule, self.T)  # validates name and T
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+class DiffusionModel(nn.Module):
+    """A network with its schedule and objective: model(x_t, t, y) -> prediction in `objective`."""
+
+    def __init__(self, net: nn.Module, config: ModelConfig):
+        super().__init__()
+        self.net = net
+        self.config = config
+        self.schedule: NoiseSchedule = make_schedule(config.schedule, config.T)
+        self.objective = config.objective
+        self.sample_shape = tuple(config.sample_shape)
+        self.class_names = list(config.class_names)
+        self.num_classes = net.num_classes
+        self.null_label = net.null_label
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x_t, t.to(x_t.dtype) / self.schedule.T, y)  # networks see s = t / T
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: str | os.PathLike) -> None:
+    """Write a safetensors file through a temporary file and a rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(path: str | os.PathLike, net: nn.Module, config: ModelConfig) -> None:
+    """Save a network's weights (for the app: the EMA weights) with `config` in the metadata."""
+    atomic_save(net.state_dict(), {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                   "config": config.to_json()}, path)
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    """Read and validate the config of a checkpoint without loading its weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path.name}: not a safetensors file ({err})") from err
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path.name}: a safetensors file, but not a diffusion-explorer checkpoint "
+                              "(its metadata has no format/config); train one with train.py")
+    try:
+        return ModelConfig.from_json(metadata["config"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path.name}: invalid config in metadata: {err}") from err
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> DiffusionModel:
+    """Rebuild a model from a checkpoint file alone; eval mode, no gradients. Raises CheckpointError with a
+    clear message for a missing, foreign, corrupted or mismatched file."""
+    config = read_config(path)
+    try:
+        net = build_net(config.net, config.net_config)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{Path(path).name}: cannot build the network from its config: {err}") from err
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{Path(path).name}: unreadable weights ({err})") from err
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{Path(path).name}: weights do not match the network in its config: "
+                              f"{str(err).splitlines()[0]}") from err
+    model = DiffusionModel(net, config).to(device).eval()
+    model.requires_grad_(False)
+    return model
+
+
+def list_checkpoints(folder: str | os.PathLike = PRETRAINED_DIR) -> list[tuple[Path, ModelConfig]]:
+    """The readable checkpoints in `folder`, sorted by name, each with its config (from metadata only)."""
+    found = []
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            found.append((path, read_config(path)))
+        except CheckpointError:
+            continue  # e.g. the reference classifier, which is not a diffusion model
+    return found
