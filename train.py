@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (weights, batches, noise)")
     p.add_argument("--device", default=d.device, choices=DEVICES, help="auto picks cuda, then mps, then cpu")
     p.add_argument("--compile", default=d.compile, choices=COMPILE,
-                   help="torch.compile the network; auto falls back to eager if it cannot build")
+                   help="torch.compile the network; auto compiles the UNet (not the toy MLP, not on MPS) and falls back to eager if it cannot build")
     p.add_argument("--out", default=d.out, help="the model file the app loads (EMA weights + config)")
     p.add_argument("--run-dir", default=None, help="resumable state, log.csv and sample grids "
                    "(default runs/<name of --out>)")
