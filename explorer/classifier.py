@@ -1,0 +1,135 @@
+"""The reference classifier behind the quality metrics (cFID, class accuracy): a small CNN for 28x28 images.
+
+    >>> clf = load_classifier()                     # pretrained/fashion_classifier.safetensors
+    >>> logits, feats = clf(x), clf.features(x)     # x float [N, 1, 28, 28] in [-1, 1]; feats [N, 128]
+
+Architecture: per entry c of `channels`, conv3x3 (no bias) -> BatchNorm -> ReLU, `convs_per_stage` times, then
+2x2 max-pooling (28 -> 14 -> 7 -> 3); flatten -> Linear -> ReLU gives the penultimate features (`feature_dim`,
+the space cFID is measured in); dropout -> Linear gives the logits. Trained by scripts/train_classifier.py.
+
+The file is safetensors with a JSON config in the metadata, like a diffusion checkpoint, but its "format" is
+"diffusion-explorer-classifier", so explorer.checkpoint never takes it for a diffusion model (list_checkpoints
+skips it). No pickle.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from torch import nn
+
+from explorer.checkpoint import PRETRAINED_DIR, atomic_save
+
+FORMAT = "diffusion-explorer-classifier"
+FORMAT_VERSION = "1"
+DEFAULT_PATH = PRETRAINED_DIR / "fashion_classifier.safetensors"
+
+
+class ClassifierError(ValueError):
+    """A file that is not a readable reference-classifier file (the message says why)."""
+
+
+@dataclass
+class ClassifierConfig:
+    """Everything needed to rebuild the classifier from its weights."""
+
+    in_channels: int = 1
+    image_size: int = 28
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    convs_per_stage: int = 1
+    feature_dim: int = 128
+    dropout: float = 0.3
+    dataset: str = "fashion-mnist"
+    class_names: list[str] = field(default_factory=list)
+    training: dict = field(default_factory=dict)  # provenance: command, epochs, wall time, test accuracy, ...
+
+    def __post_init__(self):
+        self.channels = list(self.channels)
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels!r}")
+        if not self.channels or any(not isinstance(c, int) or c < 1 for c in self.channels):
+            raise ValueError(f"channels must be a non-empty list of positive ints, got {self.channels!r}")
+        if self.image_size >> len(self.channels) < 1:
+            raise ValueError(f"image_size {self.image_size} is too small for {len(self.channels)} poolings")
+        if not isinstance(self.convs_per_stage, int) or self.convs_per_stage < 1:
+            raise ValueError(f"convs_per_stage must be a positive int, got {self.convs_per_stage!r}")
+        if not isinstance(self.feature_dim, int) or self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be a positive int, got {self.feature_dim!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if len(self.class_names) < 2:
+            raise ValueError(f"a classifier needs at least 2 class names, got {self.class_names!r}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClassifierConfig:
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+class Classifier(nn.Module):
+    """Small CNN: `features(x)` -> [N, feature_dim] penultimate activations, `forward(x)` -> [N, classes] logits."""
+
+    def __init__(self, config: ClassifierConfig):
+        super().__init__()
+        self.config = config
+        layers, width, size = [], config.in_channels, config.image_size
+        for c in config.channels:
+            for _ in range(config.convs_per_stage):
+                layers += [nn.Conv2d(width, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                width = c
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        self.conv = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(width * size * size, config.feature_dim), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x))  # (N, C, H, W) -> (N, feature_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def save_classifier(path: str | os.PathLike, classifier: Classifier) -> None:
+    """Write the weights (BatchNorm statistics included) with the config in the metadata, atomically."""
+    atomic_save(classifier.state_dict(), {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                          "config": classifier.config.to_json()}, path)
+
+
+def load_classifier(path: str | os.PathLike = DEFAULT_PATH, device: str | torch.device = "cpu") -> Classifier:
+    """Rebuild the classifier from its file alone; eval mode, no gradients. ClassifierError for a missing,
+    foreign or mismatched file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClassifierError(f"{path}: no such classifier file; train one with scripts/train_classifier.py")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ClassifierError(f"{path.name}: not a safetensors file ({err})") from err
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise ClassifierError(f"{path.name}: a safetensors file, but not a reference classifier "
+                              f"(metadata format {metadata.get('format')!r}, expected {FORMAT!r})")
+    try:
+        classifier = Classifier(ClassifierConfig.from_json(metadata["config"]))
+        classifier.load_state_dict(load_file(str(path)), strict=True)
+    except (ValueError, TypeError, RuntimeError, SafetensorError, OSError) as err:
+        raise ClassifierError(f"{path.name}: config or weights invalid: {str(err).splitlines()[0]}") from err
+    classifier = classifier.to(device).eval()
+    classifier.requires_grad_(False)
+    return classifier
