@@ -5,10 +5,14 @@
 - `q_chain`: the Markov chain it summarises, x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) eps_t
   (seed 001, section 2); the two agree in distribution because independent Gaussians merge (seed 002).
 - `q_posterior`: q(x_{t-1} | x_t, x_0) = N(mu_t(x_t, x_0), beta_tilde_t I) (seed 001, eq. 4).
+- `q_marginal_mixture`, `mixture_log_prob_grid`: the exact marginal q(x_t) of Gaussian-mixture data (the 2D toys'
+  `explorer.data.toy_mixture`) and its log-density, for contours of the flow of distributions (seed 003).
 
 t is an int or an integer tensor of shape (B,) in 0..T (0 returns x_0 itself).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -62,3 +66,50 @@ def q_posterior(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor, t)
     _check_t(schedule, t, lowest=1)
     mean = at(schedule.posterior_mean_coef_x0, t, x_t) * x0 + at(schedule.posterior_mean_coef_xt, t, x_t) * x_t
     return mean, at(schedule.beta_tildes, t, x_t)
+
+
+def q_marginal_mixture(schedule: NoiseSchedule, t: int, means: torch.Tensor, stds: torch.Tensor,
+                       weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The marginal q(x_t) of Gaussian-mixture data, itself a Gaussian mixture (seed 003, "flow of distributions").
+
+    q(x_t) = int q(x_t | x_0) q(x_0) dx_0 convolves the data density, dilated by sqrt(alpha_bar_t), with
+    N(0, (1 - alpha_bar_t) I) (seed 001, eq. 1); component j of the data, N(m_j, diag(s_j^2)), becomes
+
+        N(sqrt(alpha_bar_t) m_j, diag(alpha_bar_t s_j^2 + 1 - alpha_bar_t))
+
+    and the weights stay. means (K, D), stds (K, D) or (K,), weights (K,); returns (means_t, stds_t, weights)
+    in the dtype of `means`, stds_t shaped like `stds`. t = 0 gives the data mixture back, t = T nearly N(0, I).
+    """
+    _check_t(schedule, t)
+    ab = float(schedule.alpha_bars[int(t)])
+    return ab ** 0.5 * means, (ab * stds ** 2 + (1 - ab)).sqrt(), weights
+
+
+def mixture_log_prob_grid(xs: torch.Tensor, ys: torch.Tensor, means: torch.Tensor, stds: torch.Tensor,
+                          weights: torch.Tensor) -> torch.Tensor:
+    """log p on the grid xs x ys of a 2D diagonal Gaussian mixture p = sum_j w_j N(m_j, diag(s_j^2)).
+
+    xs (Nx,), ys (Ny,); means (K, 2), stds (K, 2) or (K,), weights (K,) summing to 1. Returns (Ny, Nx) float64,
+    row b and column a holding log p(xs[a], ys[b]) (the layout of an image or a Plotly contour's z).
+
+    Each component factorises over the two coordinates, N(x; m_j, s_j^2) = phi_j1(x_1) phi_j2(x_2), so the
+    density on the grid is one matmul, p[b, a] = sum_j phi_j2(ys_b) w_j phi_j1(xs_a): O(K (Nx + Ny) + K Nx Ny)
+    multiply-adds and no N x K exponentials. Each phi is scaled by its largest grid value before exp, so in
+    float64 only log-densities more than about 700 below the grid's maximum underflow (to -inf).
+    """
+    if means.ndim != 2 or means.shape[1] != 2 or weights.shape != means.shape[:1]:
+        raise ValueError(f"means must be (K, 2) and weights (K,), got {tuple(means.shape)} and {tuple(weights.shape)}")
+    f64 = {"dtype": torch.float64, "device": means.device}
+    means, stds, weights = means.to(**f64), stds.to(**f64), weights.to(**f64)
+    stds = stds[:, None].expand_as(means) if stds.ndim == 1 else stds
+
+    def log_phi(u: torch.Tensor, d: int) -> torch.Tensor:  # (K, len(u)): log N(u; m_jd, s_jd^2)
+        z = (u.to(**f64)[None, :] - means[:, d, None]) / stds[:, d, None]
+        return -0.5 * z.square() - stds[:, d, None].log() - 0.5 * math.log(2 * math.pi)
+
+    l1, l2 = log_phi(xs, 0), log_phi(ys, 1)
+    c1, c2 = l1.amax(1, keepdim=True), l2.amax(1, keepdim=True)  # (K, 1): each factor's largest value
+    c = weights.log()[:, None] + c1 + c2
+    top = c.max()
+    p = (l2 - c2).exp().T @ ((c - top).exp() * (l1 - c1).exp())  # (Ny, K) @ (K, Nx)
+    return top + p.log()

@@ -12,6 +12,9 @@ Methods (all move from t to the next timestep s < t of a decreasing sequence end
 - "dpm-solver++": DPM-Solver++(2M), the second-order multistep solver in x_0 of Lu et al. (2022),
   Algorithm 2, for good samples in 10-20 model calls.
 
+`sigmas(schedule, method, steps, eta, spacing, variance)` lists (t, t_next, sigma) for every step without running
+a model (for plots); the samplers take their sigma from the same functions, `ddpm_sigma` and `ddim_sigma`.
+
 The model contract is `model(x_t, t, y) -> prediction` in `objective` ("eps", "x0", "v"), with t an integer
 tensor of shape (B,) in 1..T and y class labels or None. Classifier-free guidance with scale w combines the
 conditional and null-class outputs as out = out_null + w (out_cond - out_null), both in one batched call:
@@ -78,7 +81,7 @@ def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
 
 def make_denoiser(model: Callable, schedule: NoiseSchedule, objective: str, y: torch.Tensor | None = None,
                   guidance: float = 1.0, null_label: int | None = None,
-                  clip_x0: bool = False) -> Callable[[torch.Tensor, int], Prediction]:
+                  clip_x0: bool | float = False) -> Callable[[torch.Tensor, int], Prediction]:
     """Wrap `model` as denoise(x_t, t) -> Prediction(eps, x0, v), applying classifier-free guidance and
     clipping, so that samplers never branch on the objective or on guidance."""
     check_objective(objective)
@@ -102,6 +105,46 @@ def make_denoiser(model: Callable, schedule: NoiseSchedule, objective: str, y: t
     return denoise
 
 
+def ddpm_sigma(alpha_bars: list[float], t: int, s: int, variance: str = "beta_tilde") -> float:
+    """The noise scale of DDPM's step t -> s: sigma^2 = beta_{t,s} = 1 - alpha_bar_t / alpha_bar_s ("beta") or
+    beta_tilde = (1 - alpha_bar_s) / (1 - alpha_bar_t) beta_{t,s} ("beta_tilde") (seed 001, eq. 5, with t - 1
+    replaced by s); 0 on the last step to s = 0 (DDPM Algorithm 2, line 6). alpha_bars is indexed by t."""
+    beta_ts = 1 - alpha_bars[t] / alpha_bars[s]  # beta_t when s = t - 1
+    var = beta_ts if variance == "beta" else (1 - alpha_bars[s]) / (1 - alpha_bars[t]) * beta_ts
+    return math.sqrt(var) if s > 0 else 0.0
+
+
+def ddim_sigma(alpha_bars: list[float], t: int, s: int, eta: float) -> float:
+    """The noise scale of DDIM's step t -> s: eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t))
+    sqrt(1 - alpha_bar_t / alpha_bar_s) (DDIM eq. 16); 0 for eta = 0 and on the last step to s = 0."""
+    return eta * math.sqrt((1 - alpha_bars[s]) / (1 - alpha_bars[t]) * (1 - alpha_bars[t] / alpha_bars[s]))
+
+
+def _check_options(method: str, eta: float, variance: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown sampler {method!r}; allowed: {', '.join(METHODS)}")
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}; allowed: {', '.join(VARIANCES)}")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+
+
+def sigmas(schedule: NoiseSchedule, method: str = "ddim", steps: int = 50, eta: float = 0.0,
+           spacing: str = "trailing", variance: str = "beta_tilde") -> list[tuple[int, int, float]]:
+    """The steps a sampler would take, without running a model: (t, t_next, sigma) per model call, sigma being
+    the scale of the fresh noise added on the step t -> t_next (the `Step.sigma` the sampler yields). DDPM and
+    DDIM take it from `ddpm_sigma` / `ddim_sigma`, as their loops do; DPM-Solver++ adds no noise (0)."""
+    _check_options(method, eta, variance)
+    ts = timesteps(schedule.T, steps, spacing)
+    ab = schedule.alpha_bars.tolist()
+    pairs = list(zip(ts, [*ts[1:], 0]))
+    if method == "ddpm":
+        return [(t, s, ddpm_sigma(ab, t, s, variance)) for t, s in pairs]
+    if method == "ddim":
+        return [(t, s, ddim_sigma(ab, t, s, eta)) for t, s in pairs]
+    return [(t, s, 0.0) for t, s in pairs]
+
+
 def ddpm(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[int], variance: str = "beta_tilde",
          generator: torch.Generator | None = None) -> Generator[Step, None, torch.Tensor]:
     """Ancestral sampling, DDPM Algorithm 2, respaced to the timesteps `ts`."""
@@ -113,9 +156,7 @@ def ddpm(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[int], varia
         # posterior mean mu_t(x_t, x0_hat), seed 001 eq. 4 and eq. 6, with t - 1 replaced by s
         mean = (math.sqrt(ab[s]) * beta_ts / (1 - ab[t])) * pred.x0 \
             + (math.sqrt(1 - beta_ts) * (1 - ab[s]) / (1 - ab[t])) * x
-        # sigma_t^2 = beta_t or beta_tilde_t (seed 001, eq. 5); z = 0 on the last step (Algorithm 2, line 6)
-        var = beta_ts if variance == "beta" else (1 - ab[s]) / (1 - ab[t]) * beta_ts
-        sigma = math.sqrt(var) if s > 0 else 0.0
+        sigma = ddpm_sigma(ab, t, s, variance)  # seed 001, eq. 5; 0 on the last step (Algorithm 2, line 6)
         x_next = mean + sigma * _randn(x, generator) if sigma > 0 else mean  # Algorithm 2, line 8
         yield Step(i, len(ts), t, s, x, pred.x0, pred.eps, sigma, x_next)
         x = x_next
@@ -131,7 +172,7 @@ def ddim(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[int], eta: 
     for i, t in enumerate(ts):
         s = ts[i + 1] if i + 1 < len(ts) else 0
         pred = denoise(x, t)
-        sigma = eta * math.sqrt((1 - ab[s]) / (1 - ab[t]) * (1 - ab[t] / ab[s]))  # DDIM eq. 16
+        sigma = ddim_sigma(ab, t, s, eta)  # DDIM eq. 16
         direction = math.sqrt(max(1 - ab[s] - sigma ** 2, 0.0))  # "direction pointing to x_t", DDIM eq. 12
         x_next = math.sqrt(ab[s]) * pred.x0 + direction * pred.eps
         if sigma > 0:
@@ -173,26 +214,24 @@ def dpm_solver_pp(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[in
 
 def sample(model: Callable, schedule: NoiseSchedule, x_T: torch.Tensor, method: str = "ddim", steps: int = 50,
            eta: float = 0.0, objective: str = "eps", y: torch.Tensor | None = None, guidance: float = 1.0,
-           spacing: str = "trailing", variance: str = "beta_tilde", clip_x0: bool = False,
+           spacing: str = "trailing", variance: str = "beta_tilde", clip_x0: bool | float = False,
            generator: torch.Generator | None = None, null_label: int | None = None
            ) -> Generator[Step, None, torch.Tensor]:
     """Run a sampler from x_T; a generator yielding one `Step` per model call and returning x_0.
 
     model(x_t, t, y) predicts `objective`; y is a LongTensor of class labels (B,) or None; guidance is the
     classifier-free scale w >= 0 (needs y and a model with `null_label`, or `null_label` given). `eta` is
-    used by DDIM, `variance` ("beta" or "beta_tilde") by DDPM. Options are validated here, before any model
+    used by DDIM, `variance` ("beta" or "beta_tilde") by DDPM. `clip_x0` clamps x0_hat to [-1, 1] (True) or to
+    [-c, c] for a number c > 0 (see `parameterization.predictions`). Options are validated here, before any model
     call; bad values raise ValueError naming the allowed ones.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown sampler {method!r}; allowed: {', '.join(METHODS)}")
-    if variance not in VARIANCES:
-        raise ValueError(f"unknown variance {variance!r}; allowed: {', '.join(VARIANCES)}")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+    _check_options(method, eta, variance)
     if not (guidance >= 0 and math.isfinite(guidance)):
         raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
     if y is not None and (y.ndim != 1 or y.shape[0] != x_T.shape[0]):
         raise ValueError(f"y must hold one label per sample, shape ({x_T.shape[0]},), got {tuple(y.shape)}")
+    if not isinstance(clip_x0, bool) and not clip_x0 > 0:
+        raise ValueError(f"clip_x0 must be True, False or a bound > 0, got {clip_x0!r}")
     if guidance != 1 and y is None:
         raise ValueError("guidance != 1 needs class labels y (classifier-free guidance of a conditional model)")
     ts = timesteps(schedule.T, steps, spacing)

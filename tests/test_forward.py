@@ -1,11 +1,13 @@
-"""Forward process: closed form vs iterated chain, posterior vs completing the square, conversions."""
+"""Forward process: closed form vs iterated chain, posterior vs completing the square, the marginal of mixture
+data, conversions."""
 import math
 
 import pytest
 import torch
 
-from explorer.forward import q_chain, q_posterior, q_sample
-from explorer.parameterization import OBJECTIVES, predictions, target, v_from_eps_x0
+from explorer.data import sample_toy, toy_mixture
+from explorer.forward import mixture_log_prob_grid, q_chain, q_marginal_mixture, q_posterior, q_sample
+from explorer.parameterization import OBJECTIVES, predictions, score_from_eps, target, v_from_eps_x0
 from explorer.schedules import at, make_schedule
 
 
@@ -102,6 +104,10 @@ def test_clipped_prediction_stays_consistent():
     pred = predictions("eps", torch.zeros_like(x_t), x_t, a, b, clip_x0=True)
     assert pred.x0.max() == 1.0
     assert torch.allclose(a * pred.x0 + b * pred.eps, x_t)
+    wide = predictions("eps", torch.zeros_like(x_t), x_t, a, b, clip_x0=2.5)  # a toy's range [-2.5, 2.5]
+    assert wide.x0.max() == 2.5 and torch.allclose(a * wide.x0 + b * wide.eps, x_t)
+    with pytest.raises(ValueError, match="bound > 0"):
+        predictions("eps", torch.zeros_like(x_t), x_t, a, b, clip_x0=-1.0)
 
 
 def test_bad_objective():
@@ -115,3 +121,68 @@ def test_bad_t():
         q_sample(s, torch.zeros(2), 101, torch.zeros(2))
     with pytest.raises(ValueError, match=r"t must lie in \[1, 100\]"):
         q_posterior(s, torch.zeros(2), torch.zeros(2), 0)
+
+
+def test_score_from_eps_is_the_exact_score_for_gaussian_data():
+    """Data N(0, s^2): q(x_t) = N(0, ab s^2 + 1 - ab), score -x_t / (ab s^2 + 1 - ab); the exact eps-predictor
+    is eps*(x_t, t) = sqrt(1 - ab) x_t / (ab s^2 + 1 - ab) (DESIGN, testing conventions)."""
+    sched, s2 = make_schedule("linear", 1000), 0.3 ** 2
+    x_t = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    for t in (1, 250, 1000):
+        ab = float(sched.alpha_bars[t])
+        var = ab * s2 + 1 - ab
+        eps = math.sqrt(1 - ab) * x_t / var
+        assert torch.allclose(score_from_eps(eps, math.sqrt(1 - ab)), -x_t / var)
+
+
+def _grid_log_prob_brute_force(xs, ys, means, stds, weights):
+    """log sum_j w_j N(x; m_j, diag(s_j^2)) point by point with torch.distributions, (len(ys), len(xs))."""
+    xy = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2).double()
+    comp = torch.distributions.Independent(torch.distributions.Normal(means, stds), 1)
+    return torch.logsumexp(comp.log_prob(xy[:, None, :]) + weights.log(), dim=1).reshape(len(ys), len(xs))
+
+
+@pytest.mark.parametrize("name", ["two-moons", "checkerboard", "blobs"])
+def test_mixture_marginal_on_a_grid(name):
+    """The grid log-density equals the point-by-point mixture, integrates to 1 and ends at N(0, I) for t = T."""
+    s = make_schedule("cosine", 1000)
+    means, stds, weights = toy_mixture(name)
+    xs, ys = torch.linspace(-4, 4, 81), torch.linspace(-3.5, 3.5, 71)
+    cell = (8 / 80) * (7 / 70)
+    for t in (0, 30, 300):
+        m_t, s_t, w_t = q_marginal_mixture(s, t, means, stds, weights)
+        assert torch.allclose(m_t, means * math.sqrt(s.alpha_bars[t])) and torch.equal(w_t, weights)
+        assert torch.allclose(s_t ** 2, s.alpha_bars[t] * stds ** 2 + 1 - s.alpha_bars[t])
+        log_p = mixture_log_prob_grid(xs, ys, m_t, s_t, w_t)
+        assert log_p.shape == (71, 81) and log_p.dtype == torch.float64
+        expected = _grid_log_prob_brute_force(xs[::4], ys[::5], m_t, s_t, w_t)  # a sub-grid: fast enough
+        visible = expected > expected.max() - 600  # where float64 keeps the density (see the docstring)
+        assert torch.allclose(log_p[::5, ::4][visible], expected[visible], atol=1e-9, rtol=1e-9)
+        assert float(log_p.exp().sum()) * cell == pytest.approx(1, abs=1e-2)  # Riemann sum of sharp edges at t = 0
+    log_p = mixture_log_prob_grid(xs, ys, *q_marginal_mixture(s, 1000, means, stds, weights))
+    normal = -0.5 * (xs[None, :] ** 2 + ys[:, None] ** 2) - math.log(2 * math.pi)
+    assert torch.allclose(log_p, normal.double(), atol=1e-6)  # alpha_bar_T = 2.4e-9: q(x_T) is N(0, I)
+
+
+def test_mixture_marginal_matches_a_histogram_of_q_sample():
+    """q(x_t) of the mixture against a 2D histogram of x_t = q_sample(x_0 ~ the blobs toy, exact mixture)."""
+    s = make_schedule("linear", 200)
+    t, n = 20, 400_000
+    x0, _ = sample_toy("blobs", n, generator=0)
+    eps = torch.randn(n, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x_t = q_sample(s, x0.double(), t, eps)
+    edges = torch.linspace(-3, 3, 25, dtype=torch.float64)
+    counts = torch.histogramdd(x_t, bins=[edges, edges]).hist  # counts[i, j]: x in bin i, y in bin j
+    fine = torch.linspace(-3, 3, 241, dtype=torch.float64)  # 10 x 10 points per bin, midpoints of sub-cells
+    fine = (fine[:-1] + fine[1:]) / 2
+    density = mixture_log_prob_grid(fine, fine, *q_marginal_mixture(s, t, *toy_mixture("blobs"))).exp()
+    expected = n * density.reshape(24, 10, 24, 10).mean((1, 3)).T * 0.25 ** 2  # bin averages, [x bin, y bin]
+    busy = expected > 200
+    assert busy.sum() > 150
+    z = (counts[busy] - expected[busy]) / expected[busy].sqrt()
+    assert z.abs().max() < 5 and z.square().mean() < 1.5  # Poisson noise only
+
+
+def test_mixture_bad_shapes():
+    with pytest.raises(ValueError, match=r"means must be \(K, 2\)"):
+        mixture_log_prob_grid(torch.zeros(3), torch.zeros(3), torch.zeros(4, 3), torch.ones(4), torch.ones(4) / 4)

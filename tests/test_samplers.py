@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explorer.parameterization import target
-from explorer.samplers import METHODS, SPACINGS, sample, run, timesteps
+from explorer.samplers import METHODS, SPACINGS, VARIANCES, run, sample, sigmas, timesteps
 from explorer.schedules import make_schedule
 
 S = 0.5  # data distribution N(0, S^2 I)
@@ -170,8 +170,52 @@ def test_guidance_combines_conditional_and_null_outputs():
     (dict(guidance=3.0), "needs class labels"),
     (dict(guidance=3.0, y=torch.tensor([1, 2])), "null class"),
     (dict(y=torch.tensor([1, 2, 3])), "one label per sample"),
+    (dict(clip_x0=-1.0), "clip_x0 must be True, False or a bound > 0"),
 ])
 def test_bad_input(kwargs, match):
     s = make_schedule("cosine", 100)
     with pytest.raises(ValueError, match=match):
         sample(gaussian_oracle(s), s, torch.zeros(2, 2), **kwargs)
+
+
+@pytest.mark.parametrize("method,kwargs", [("ddpm", dict(variance=v)) for v in VARIANCES]
+                         + [("ddim", dict(eta=e)) for e in (0.0, 0.3, 1.0)] + [("dpm-solver++", {})])
+@pytest.mark.parametrize("steps,spacing", [(100, "trailing"), (7, "trailing"), (7, "leading"), (3, "linspace")])
+def test_sigmas_are_the_samplers_sigmas(method, kwargs, steps, spacing):
+    """sigmas() lists, without a model, exactly the (t, t_next, sigma) the sampler then yields."""
+    s = make_schedule("linear", 100)
+    run_steps = list(sample(gaussian_oracle(s), s, torch.randn(4, 2), method, steps=steps, spacing=spacing,
+                            generator=torch.Generator().manual_seed(0), **kwargs))
+    assert sigmas(s, method, steps, spacing=spacing, **kwargs) == [(st.t, st.t_next, st.sigma) for st in run_steps]
+
+
+def test_sigmas_closed_forms():
+    s = make_schedule("cosine", 50)
+    ab, betas, beta_tildes = s.alpha_bars.tolist(), s.betas.tolist(), s.beta_tildes.tolist()
+    # all T steps: sigma^2 is beta_t or beta_tilde_t (seed 001, eq. 5), DDIM eta = 1 equals beta_tilde_t
+    full_beta = sigmas(s, "ddpm", 50, variance="beta")
+    full_tilde = sigmas(s, "ddpm", 50, variance="beta_tilde")
+    full_ddim = sigmas(s, "ddim", 50, eta=1.0)
+    assert [(t, n) for t, n, _ in full_beta] == [(t, t - 1) for t in range(50, 0, -1)]
+    for (t, _, sb), (_, _, st), (_, _, sd) in zip(full_beta[:-1], full_tilde[:-1], full_ddim[:-1]):
+        assert sb ** 2 == pytest.approx(betas[t], rel=1e-12)
+        assert st ** 2 == pytest.approx(beta_tildes[t], rel=1e-12) and sd == pytest.approx(st, rel=1e-12)
+    assert full_beta[-1][2] == full_tilde[-1][2] == full_ddim[-1][2] == 0.0  # no noise on the step to x_0
+    # respaced: the step t -> t_next uses beta_{t, t_next} = 1 - ab_t / ab_t_next; eta scales DDIM's sigma
+    t, n, sigma = sigmas(s, "ddpm", 5, variance="beta")[1]
+    assert (t, n) == (40, 30) and sigma ** 2 == pytest.approx(1 - ab[40] / ab[30], rel=1e-12)
+    half = sigmas(s, "ddim", 5, eta=0.5)
+    assert [x[2] for x in half] == pytest.approx([0.5 * x[2] for x in sigmas(s, "ddim", 5, eta=1.0)], rel=1e-12)
+    assert all(x[2] == 0.0 for x in sigmas(s, "ddim", 5, eta=0.0) + sigmas(s, "dpm-solver++", 5))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(method="euler"), "allowed: ddpm, ddim, dpm-solver"),
+    (dict(variance="learned"), "allowed: beta, beta_tilde"),
+    (dict(eta=2.0), r"eta must lie in \[0, 1\]"),
+    (dict(steps=51), r"steps must be an integer in \[1, 50\]"),
+    (dict(spacing="uniform"), "allowed: trailing, linspace, leading"),
+])
+def test_sigmas_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sigmas(make_schedule("cosine", 50), **kwargs)
