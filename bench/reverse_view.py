@@ -1,0 +1,296 @@
+"""Speed of the reverse view: the first frame after Generate, and a DDIM-50 run of 16 images against the time
+the network itself takes.
+
+    python bench/reverse_view.py [--rounds 3] [--first-frames 10] [--browser] [--write]
+
+The app is launched in this process exactly as app.py launches it (explorer.app.launch) and driven through
+its /generate endpoint with gradio_client (queue, server-sent events, PNG files written per frame; the client
+does not download them). The checkpoint is the view's default (the first bundled image checkpoint), copied to
+a temporary folder so that a training run rewriting pretrained/ cannot swap the model mid-measurement.
+Forward hooks on the loaded model time every network call.
+
+Each round runs, back to back, so that background load hits all three alike:
+- pure compute: the 50 network calls of DDIM-50 on a batch of 16 (same timesteps and labels), nothing else;
+- handler: `reverse.generate(...)` iterated directly (sampler, grids, sigma figure, PNG and GIF files);
+- served: the same run submitted through the app; wall time from submit to the final output.
+The ratios are wall time / sum of the network calls within that run, and served wall / pure compute.
+First frame: the handler's own share (to its first yield, plus Gradio's postprocessing of that yield: the PNG,
+the figure's JSON); then submit to the first streamed output (x_T) at the client, for `--first-frames` short
+runs and the served runs above, each next to the round trip of a no-op call (/stop with no run) through the
+same app and client: what any event costs there, whatever it does. --browser adds click-to-picture-loaded in
+headless Chromium (CHROMIUM_PATH or chromium).
+--write records the result in bench/results/reverse_view.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+from explorer.app import demo, launch  # noqa: E402
+from explorer.app import reverse as rv  # noqa: E402
+from explorer.samplers import timesteps  # noqa: E402
+
+RESULT = ROOT / "bench" / "results" / "reverse_view.md"
+STEPS, IMAGES = 50, 16
+FIRST_FRAME_TARGET_S = 0.3
+CLICK_TO_PICTURE = """() => new Promise(resolve => {  // ms from the click on Generate to x_T's picture loaded
+    const box = document.querySelector('#reverse-xt');
+    const before = box.querySelector('img')?.getAttribute('src');
+    const t0 = performance.now();
+    const seen = new MutationObserver(() => {
+        const img = box.querySelector('img');
+        if (!img || img.getAttribute('src') === before) return;
+        seen.disconnect();
+        const done = () => resolve(performance.now() - t0);
+        if (img.complete && img.naturalWidth) done(); else img.addEventListener('load', done, {once: true});
+    });
+    seen.observe(box, {subtree: true, childList: true, attributes: true});
+    document.querySelector('#reverse-generate').click();
+})"""
+
+
+class NetworkTimer:
+    """Forward pre/post hooks on a model: the duration of every call."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.calls: list[float] = []
+        self._start = 0.0
+        self._handles = [model.register_forward_pre_hook(self._pre), model.register_forward_hook(self._post)]
+
+    def _pre(self, module, args):
+        self._sync()
+        self._start = time.perf_counter()
+
+    def _post(self, module, args, output):
+        self._sync()
+        self.calls.append(time.perf_counter() - self._start)
+
+    @staticmethod
+    def _sync():
+        if runtime.DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+
+    def take(self) -> tuple[int, float]:
+        """(number of calls, their summed seconds) since the last take."""
+        n, total = len(self.calls), sum(self.calls)
+        self.calls.clear()
+        return n, total
+
+
+def controls(name: str, objective: str, steps: int = STEPS, seed: int = 0) -> list:
+    values = {**rv.DEFAULTS, "checkpoint": name, "upload": None, "objective": objective, "method": "ddim",
+              "steps": steps, "n": IMAGES, "seed": seed}
+    return [values[key] for key in rv.CONTROLS]
+
+
+@torch.inference_mode()
+def pure_compute(model, objective_controls: list) -> float:
+    """Seconds for DDIM-50's network calls alone: batch 16 at its timesteps, with its labels."""
+    s = rv.settings(*objective_controls)
+    x = torch.randn(IMAGES, *model.sample_shape, device=runtime.DEVICE)
+    y = rv.labels(s, runtime.DEVICE)
+    start = time.perf_counter()
+    for t in timesteps(model.schedule.T, STEPS, s.sampler.spacing):
+        model(x, torch.full((IMAGES,), t, device=runtime.DEVICE), y)
+    NetworkTimer._sync()
+    return time.perf_counter() - start
+
+
+def served_run(client: Client, args: list) -> tuple[float, float]:
+    """(seconds to the first streamed output, seconds to the final one) of one /generate through the app."""
+    start = time.perf_counter()
+    job = client.submit(*args, api_name="/generate")
+    next(job)
+    first = time.perf_counter() - start
+    job.result(timeout=600)
+    return first, time.perf_counter() - start
+
+
+def first_yield(args: list) -> float:
+    """Seconds from calling the handler to its first yield postprocessed as Gradio does (PNG file, figure JSON)."""
+    start = time.perf_counter()
+    run = rv.generate(*args)
+    out = next(run)
+    gr.Image(format="png", render=False).postprocess(out[rv.OUTPUTS.index("x_t")])
+    gr.Plot(render=False).postprocess(out[rv.OUTPUTS.index("sigmas")])
+    gr.Markdown(render=False).postprocess(out[rv.OUTPUTS.index("status")])
+    elapsed = time.perf_counter() - start
+    run.close()
+    return elapsed
+
+
+def no_op(client: Client) -> float:
+    """Seconds for a round trip of /stop when nothing runs: the app's and the client's cost of any event."""
+    start = time.perf_counter()
+    client.predict(api_name="/stop")
+    return time.perf_counter() - start
+
+
+def browser_first_frames(url: str, repeats: int) -> list[float]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_role("tab", name="Reverse process").click()
+        page.wait_for_selector("#reverse-generate")
+        steps = page.locator("#reverse-steps input[type=number]")
+        steps.fill("2")
+        steps.press("Enter")
+        for seed in range(repeats):
+            box = page.locator("#reverse-seed input")
+            box.fill(str(1000 + seed))  # a new x_T: a new picture to load
+            box.press("Enter")
+            times.append(page.evaluate(CLICK_TO_PICTURE) / 1e3)
+            page.wait_for_function("() => document.querySelector('#reverse-status').innerText.includes('Done')",
+                                   timeout=120_000)
+        browser.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--first-frames", type=int, default=10)
+    parser.add_argument("--browser", action="store_true", help="also time click-to-picture in headless Chromium")
+    parser.add_argument("--write", action="store_true", help=f"record the result in {RESULT.relative_to(ROOT)}")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    found = rv.bundled()
+    if not found:
+        sys.exit(f"no bundled image checkpoint in {rv.PRETRAINED}")
+    name, config = next(iter(found.items()))
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy2(rv.PRETRAINED / name, tmp)
+        rv.PRETRAINED = Path(tmp)
+        model = rv.model_at(Path(tmp) / name)
+        timer = NetworkTimer(model)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        _, url, _ = launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        run_args = controls(name, config.objective)
+        for _ in rv.generate(*controls(name, config.objective, steps=2)):  # warm-up: first calls, allocations
+            pass
+        timer.take()
+        rounds = []
+        for r in range(args.rounds):
+            pure = pure_compute(model, run_args)
+            timer.take()
+            start = time.perf_counter()
+            frames = sum(1 for _ in rv.generate(*run_args))
+            handler_wall = time.perf_counter() - start
+            handler_calls, handler_net = timer.take()
+            first, served_wall = served_run(client, controls(name, config.objective, seed=r + 1))
+            served_calls, served_net = timer.take()
+            assert handler_calls == served_calls == STEPS and frames == 1 + STEPS
+            rounds.append({"pure": pure, "handler": handler_wall, "handler_net": handler_net, "served": served_wall,
+                           "served_net": served_net, "first": first})
+        firsts, noops, handler_firsts = [r["first"] for r in rounds], [], []
+        for i in range(args.first_frames):
+            handler_firsts.append(first_yield(controls(name, config.objective, seed=200 + i)))
+            noops.append(no_op(client))
+            firsts.append(served_run(client, controls(name, config.objective, steps=2, seed=100 + i))[0])
+        clicks = browser_first_frames(url, args.first_frames) if args.browser else []
+        demo.close()
+
+    med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    ratios = {"handler": [r["handler"] / r["handler_net"] for r in rounds],
+              "served": [r["served"] / r["served_net"] for r in rounds],
+              "served_pure": [r["served"] / r["pure"] for r in rounds]}
+    rows = ["| round | pure compute (50 calls) | handler wall | its network calls | handler ratio "
+            "| served wall | its network calls | served ratio | served / pure |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(rounds, 1):
+        rows.append(f"| {i} | {r['pure']:.2f} s | {r['handler']:.2f} s | {r['handler_net']:.2f} s "
+                    f"| {r['handler'] / r['handler_net']:.3f} | {r['served']:.2f} s | {r['served_net']:.2f} s "
+                    f"| {r['served'] / r['served_net']:.3f} | {r['served'] / r['pure']:.3f} |")
+    rows.append(f"| median | {med['pure']:.2f} s | {med['handler']:.2f} s | {med['handler_net']:.2f} s "
+                f"| **{statistics.median(ratios['handler']):.3f}** | {med['served']:.2f} s | {med['served_net']:.2f} s "
+                f"| **{statistics.median(ratios['served']):.3f}** | {statistics.median(ratios['served_pure']):.3f} |")
+    first_rows = [f"- the handler's own share (controls checked, x_T drawn, its grid, status and sigma figure, "
+                  f"then Gradio's PNG and JSON of them; {len(handler_firsts)} runs): median "
+                  f"**{statistics.median(handler_firsts) * 1e3:.1f} ms**, max {max(handler_firsts) * 1e3:.1f} ms",
+                  f"- through gradio_client (submit to x_T received; {len(firsts)} runs): median "
+                  f"**{statistics.median(firsts) * 1e3:.0f} ms**, max {max(firsts) * 1e3:.0f} ms "
+                  f"(target {FIRST_FRAME_TARGET_S * 1e3:.0f} ms)",
+                  f"- for scale, a no-op event (/stop with no run) through the same app and client, interleaved "
+                  f"({len(noops)} calls): median {statistics.median(noops) * 1e3:.0f} ms"]
+    if clicks:
+        first_rows.append(f"- in headless Chromium (click on Generate to x_T's picture loaded; {len(clicks)} runs): "
+                          f"median **{statistics.median(clicks) * 1e3:.0f} ms**, max {max(clicks) * 1e3:.0f} ms")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    report = "\n".join([
+        "# Reverse view: first frame and a DDIM-50 run of 16 images",
+        "",
+        "Produced by `bench/reverse_view.py` (see its docstring for what is timed). Checkpoint "
+        f"`{name}` ({config.net} {config.net_config.get('channels')}, {config.dataset}, predicts {config.objective}, "
+        f"{config.schedule}, T = {config.T}); DDIM, eta = 0, {STEPS} steps, {IMAGES} images "
+        f"{'x'.join(map(str, config.sample_shape))}, guidance w = 1 (one network call per step), every step "
+        "streamed as a frame (51 frames with x_T).",
+        "",
+        "## DDIM-50, 16 images: wall time against the network's own time",
+        "",
+        "Ratio = wall time of the run / sum of its 50 network calls (timed by hooks inside that same run). "
+        "Rounds interleave the three measurements.",
+        "",
+        *rows,
+        "",
+        "## First frame after Generate",
+        "",
+        *first_rows,
+        "",
+        "## Reading the numbers",
+        "",
+        "The load average below says how many other processes wanted the two CPUs (training runs and test suites "
+        "shared this machine): above 2 every absolute time here is inflated and noisy, by a factor of two to four "
+        "at the loads seen while writing this view. The ratios compare measurements taken side by side in the same "
+        "run and hold better. The served run's client (gradio_client, parsing 51 frames of server-sent events) "
+        "runs in the app's own process and on the same two CPUs, so its cost is inside the served ratio; a "
+        "browser on another machine would not add it.",
+        "",
+        "## Conditions",
+        "",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- machine: {cpu}, {os.cpu_count()} CPUs visible, {len(os.sched_getaffinity(0))} in the affinity mask; "
+        f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (1 min; other "
+        "processes share the CPUs when it is above 0)",
+        f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.app.runtime, "
+        f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"device: {runtime.DEVICE.type}; numpy {np.__version__}, gradio {gr.__version__}, "
+        f"Python {platform.python_version()}",
+        f"- command: `{' '.join(['python', 'bench/reverse_view.py', *sys.argv[1:]])}`",
+    ])
+    sys.stdout.write(report + "\n")
+    if args.write:
+        RESULT.parent.mkdir(parents=True, exist_ok=True)
+        RESULT.write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

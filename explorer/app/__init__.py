@@ -1,0 +1,44 @@
+"""The Gradio app: a shell of tabs, one per view module.
+
+Each view module in VIEWS has a TITLE, a `build()` that creates its components and events inside the
+current tab, and optionally CSS, so adding a view is one line. `demo` is built at import (Gradio's reload
+mode looks for it); `launch()` queues and launches it the way app.py does, so tests serve the same app.
+"""
+from explorer.app import runtime  # first: sets OMP_WAIT_POLICY before torch loads, threads, device, Pillow limits
+
+import gradio as gr
+
+from explorer.app import forward, reverse, toy
+
+VIEWS = (forward, reverse, toy)
+QUEUE_SIZE = 64  # waiting events beyond this are refused with "queue full" instead of piling up
+CONCURRENCY = 2  # events of one kind run at most this many at once
+MAX_FILE_SIZE = "20mb"
+CSS = "\n".join([".pixelated img { image-rendering: pixelated; }  /* enlarge small images by whole pixels */",
+                 *(getattr(view, "CSS", "") for view in VIEWS)])
+THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: works offline
+                       font_mono=["ui-monospace", "monospace"])
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="Diffusion explorer", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
+        gr.Markdown("# Diffusion explorer\nDenoising diffusion models (DDPM and relatives), one view at a time: "
+                    "move the controls and watch the pictures and the formulas change together.")
+        with gr.Tabs():
+            for view in VIEWS:
+                with gr.Tab(view.TITLE, id=view.__name__.rsplit(".", 1)[-1]):
+                    view.build()
+        gr.Markdown(f"Running on {runtime.DEVICE.type} with {runtime.THREADS} CPU thread(s).",
+                    elem_id="runtime-info")
+    return blocks
+
+
+demo = build_demo()
+
+
+def launch(**kwargs):
+    """Queue and launch `demo`; kwargs override the launch() defaults (tests pass server_port and
+    prevent_thread_lock). Host and port default to Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
+    demo.queue(max_size=QUEUE_SIZE, api_open=False, default_concurrency_limit=CONCURRENCY)
+    options = {"max_file_size": MAX_FILE_SIZE, "enable_monitoring": False, "theme": THEME, "css": CSS}
+    return demo.launch(**{**options, **kwargs})

@@ -1,0 +1,450 @@
+"""The reverse view with tiny checkpoints trained here: its handlers called directly (frames, the final image
+against the sampler's own output, stop, every sampler/sigma/objective combination, the objective toggle,
+compare mode, bad input), then the app launched in-process and driven through its named endpoints."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from gradio_client.utils import Status
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from explorer.app import plots
+from explorer.app import reverse as rv
+from explorer.app.runtime import UserInputError
+from explorer.checkpoint import CheckpointError, DiffusionModel
+from explorer.samplers import run, sample, sigmas
+from explorer.training import TrainConfig, Trainer
+
+OUT = {name: i for i, name in enumerate(rv.OUTPUTS)}
+CLASSES = ["squares", "stripes"]
+SAMPLERS = [("ddpm", "beta", 0.0), ("ddpm", "beta_tilde", 0.0), ("ddim", "beta_tilde", 0.0),
+            ("ddim", "beta_tilde", 1.0), ("dpm-solver++", "beta_tilde", 0.0)]
+
+
+def _train(out, images, run_dir, **overrides) -> None:
+    base = dict(dataset=f"folder:{images}", model="tiny", steps=2, batch_size=8, T=50, compile="off", device="cpu",
+                warmup=1, sample_every=0, ckpt_every=2, out=str(out), run_dir=str(run_dir))
+    Trainer(TrainConfig(**{**base, **overrides})).fit(progress=False)
+
+
+def _rewrite_config(src, dst, change) -> None:
+    """Copy a checkpoint with its config changed by change(config_dict)."""
+    with safe_open(str(src), framework="pt") as f:
+        metadata = dict(f.metadata())
+    config = json.loads(metadata["config"])
+    change(config)
+    save_file(load_file(str(src)), str(dst), metadata={**metadata, "config": json.dumps(config)})
+
+
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory):
+    """pretrained/: tiny conditional checkpoints of one image folder (eps, x0, v; cosine, T = 50), an
+    unconditional one (eps, linear) and a 2D toy; beside it a slow one (T = 1000) and bad uploads."""
+    root = tmp_path_factory.mktemp("reverse")
+    images = root / "pics"
+    square, stripes = (lambda i, j: 255 * (8 <= i < 24 and 8 <= j < 24)), (lambda i, j: 255 * (j % 8 < 4))
+    for label, pattern in zip(CLASSES, (square, stripes)):
+        (images / label).mkdir(parents=True)
+        for k in range(4):
+            img = Image.new("L", (32, 32))
+            img.putdata([min(255, pattern(i, j) + 20 * k) for i in range(32) for j in range(32)])
+            img.save(images / label / f"{k}.png")
+    pre = root / "pretrained"
+    for objective in ("eps", "x0", "v"):
+        _train(pre / f"tiny_{objective}.safetensors", images, root / "runs" / objective, objective=objective)
+    _train(pre / "plain_eps_linear.safetensors", images, root / "runs" / "plain", objective="eps", schedule="linear",
+           conditional=False)
+    _train(pre / "moons.safetensors", images, root / "runs" / "moons", dataset="two-moons", batch_size=16)
+    up = root / "uploads"
+    _train(up / "slow_eps.safetensors", images, root / "runs" / "slow", objective="eps", T=1000)
+    (up / "notes.txt").write_text("not a checkpoint\n")
+    (up / "pickle.safetensors").write_bytes(b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00.")  # a pickle, renamed
+    save_file({"weight": torch.zeros(3)}, str(up / "foreign.safetensors"))
+    _rewrite_config(pre / "tiny_eps.safetensors", up / "mismatch.safetensors",
+                    lambda c: c["net_config"].update(channels=[8, 16, 16]))
+    _rewrite_config(pre / "tiny_eps.safetensors", up / "huge.safetensors",
+                    lambda c: c["net_config"].update(channels=[512, 1024, 2048], norm_groups=8))
+    with open(up / "big.safetensors", "wb") as f:
+        f.truncate(rv.MAX_UPLOAD_BYTES + 1)
+    return SimpleNamespace(pre=pre, up=up)
+
+
+@pytest.fixture(autouse=True)
+def bundled_dir(ckpts, monkeypatch):
+    monkeypatch.setattr(rv, "PRETRAINED", ckpts.pre)
+
+
+def controls(**kw) -> list:
+    values = {"checkpoint": "tiny_eps.safetensors", "upload": None, "objective": "eps", "method": "ddim",
+              "variance": "beta_tilde", "eta": 0.0, "spacing": "trailing", "steps": 6, "label": rv.MIXED,
+              "guidance": 1.0, "seed": 0, "n": 3, "clip": False, **kw}
+    return [values[name] for name in rv.CONTROLS]
+
+
+def final_grid(path, checkpoint=None, upload=None, objective=None, method="ddim", variance="beta_tilde", eta=0.0,
+               spacing="trailing", steps=6, label=rv.MIXED, guidance=1.0, seed=0, n=3, clip=False) -> np.ndarray:
+    """The grid of the sampler's own output for these controls, as the view documents its draws: x_T from a
+    generator seeded with the seed, the same generator for the sampler's noise, labels 0, 1, 0, ... (mixed) or
+    the class."""
+    model = rv.model_at(path)
+    g = torch.Generator().manual_seed(seed)
+    x_T = torch.randn((n, *model.sample_shape), generator=g)
+    y = None
+    if model.class_names:
+        y = torch.arange(n) % len(CLASSES) if label == rv.MIXED else torch.full((n,), CLASSES.index(label))
+    x0 = run(sample(model, model.schedule, x_T, method, steps, eta, model.objective, y, guidance, spacing, variance,
+                    clip, g))
+    return rv.grid(x0)
+
+
+def streamed(g: np.ndarray) -> np.ndarray:
+    return plots.picture(g, rv.scale_to(g, rv.STREAM_PX))
+
+
+def downloaded(g: np.ndarray) -> np.ndarray:
+    return plots.picture(g, rv.scale_to(g, rv.DOWNLOAD_PX))
+
+
+SKIP = {"__type__": "update"}  # gr.skip()
+
+
+def is_skip(value) -> bool:
+    return value == SKIP
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts every network call (of every model) and can run a hook on the k-th."""
+    counter = SimpleNamespace(n=0, batch=[], hooks={})
+    forward = DiffusionModel.forward
+
+    def counting(self, x_t, t, y=None):
+        counter.n += 1
+        counter.batch.append(x_t.shape[0])
+        counter.hooks.get(counter.n, lambda: None)()
+        return forward(self, x_t, t, y)
+
+    monkeypatch.setattr(DiffusionModel, "forward", counting)
+    return counter
+
+
+# --- handlers, called directly -------------------------------------------------------------------------------
+
+def test_only_image_checkpoints_are_listed_with_their_metadata():
+    choices = rv.checkpoint_choices()
+    assert [value for _, value in choices] == ["plain_eps_linear.safetensors", "tiny_eps.safetensors",
+                                               "tiny_v.safetensors", "tiny_x0.safetensors", rv.UPLOAD]
+    label = dict((v, k) for k, v in choices)["tiny_v.safetensors"]
+    assert "predicts v" in label and "cosine" in label and "T=50" in label and "pics" in label
+
+
+def test_grid_layout():
+    x = torch.rand(5, 1, 4, 4) * 2 - 1
+    x[0, 0, 0, 0] = 3.0  # shown clipped
+    g = rv.grid(x)
+    assert g.shape == (1, 2 * (4 + rv.PAD) + rv.PAD, 3 * (4 + rv.PAD) + rv.PAD)  # ceil(sqrt(5)) = 3 per row
+    p = rv.PAD
+    assert np.array_equal(g[0, p:p + 4, p:p + 4], x[0, 0].clamp(-1, 1).numpy())
+    assert np.array_equal(g[0, p:p + 4, 2 * p + 4:2 * p + 8], x[1, 0].numpy())
+    assert np.array_equal(g[0, 2 * p + 4:2 * p + 8, p:p + 4], x[3, 0].numpy())
+    assert (g[0, :p] == 1).all() and rv.grid(torch.zeros(2, 3, 4, 4)).shape[0] == 3
+
+
+@pytest.mark.parametrize("method,steps,max_frames", [("ddim", 6, 50), ("ddpm", 10, 4), ("dpm-solver++", 1, 50)])
+def test_frames_and_the_final_image_equal_the_sampler(monkeypatch, method, steps, max_frames):
+    monkeypatch.setattr(rv, "MAX_FRAMES", max_frames)
+    args = dict(objective="eps", method=method, steps=steps, eta=0.0, seed=7, n=5)
+    outs = list(rv.generate(*controls(**args)))
+    k = math.ceil(steps / max_frames)
+    shown = [j for j in range(1, steps + 1) if j % k == 0 or j == steps]
+    assert rv.shown(steps) == shown and len(outs) == 1 + len(shown)
+    x_T = torch.randn((5, 3, 32, 32), generator=torch.Generator().manual_seed(7))
+    first = outs[0]
+    assert np.array_equal(first[OUT["x_t"]], streamed(rv.grid(x_T)))
+    assert first[OUT["x0_hat"]] is None and isinstance(first[OUT["sigmas"]], go.Figure)
+    assert first[OUT["trajectory"]] is None and first[OUT["downloads"]] is None  # last run's files are cleared
+    for out, j in zip(outs[1:], shown):
+        assert f"Step {j} of {steps}" in out[OUT["status"]] and out[OUT["x0_hat"]].shape == first[OUT["x_t"]].shape
+    assert all(is_skip(out[OUT["sigmas"]]) for out in outs[1:])
+    final = outs[-1]
+    want = final_grid(rv.PRETRAINED / "tiny_eps.safetensors", **args)
+    assert np.array_equal(final[OUT["x_t"]], streamed(want))
+    assert "**Done**" in final[OUT["status"]] and "now at t = 0" in final[OUT["status"]]
+    png, gif = final[OUT["downloads"]]
+    assert gif == final[OUT["trajectory"]]
+    assert np.array_equal(np.asarray(Image.open(png)), downloaded(want)) and max(downloaded(want).shape[:2]) > 400
+    with Image.open(gif) as anim:
+        assert anim.n_frames == len(outs)
+
+
+def test_steps_follow_the_sampler_and_sigma_plot(calls):
+    outs = list(rv.generate(*controls(method="ddpm", variance="beta", steps=5, seed=1)))
+    plan = sigmas(rv.model_at(rv.PRETRAINED / "tiny_eps.safetensors").schedule, "ddpm", 5, variance="beta")
+    for out, (t, t_next, sigma) in zip(outs[1:], plan):
+        assert f"the model saw t = {t} and guessed x̂₀; σ = {sigma:.4f} of fresh noise, now at t = {t_next}" \
+            in out[OUT["status"]]
+    figure = outs[0][OUT["sigmas"]]
+    go.Figure(figure.to_dict())  # every property name valid
+    used = figure.data[-1]
+    assert list(used.x) == [t for t, _, _ in plan] and np.allclose(used.y, [s for _, _, s in plan])
+    assert calls.n == 5 and calls.batch == [3] * 5
+    redrawn = rv.sigma_plot("tiny_eps.safetensors", None, "eps", "ddpm", "beta", 0.0, "trailing", 5)
+    assert np.allclose(redrawn.data[-1].y, used.y)
+
+
+@pytest.mark.parametrize("objective", ["eps", "x0", "v"])
+@pytest.mark.parametrize("method,variance,eta", SAMPLERS)
+def test_every_sampler_sigma_and_objective_runs(objective, method, variance, eta):
+    s = rv.settings(*controls(objective=objective, method=method, variance=variance, eta=eta, steps=3, n=2,
+                              clip=objective == "x0"))
+    assert s.path.name == f"tiny_{objective}.safetensors"  # the toggle picks the checkpoint
+    frames = list(rv.trajectory(s))
+    assert [f.step for f in frames] == [0, 1, 2, 3] and frames[-1].t == 0
+    assert [f.sigma for f in frames[1:]] == [sg for _, _, sg in sigmas(rv._schedule("cosine", 50), method, 3, eta,
+                                                                         "trailing", variance)]
+    assert torch.isfinite(frames[-1].x).all()
+
+
+@pytest.mark.parametrize("guidance,label", [(0.0, rv.MIXED), (1.0, "stripes"), (3.5, "squares")])
+def test_guidance_and_classes(calls, guidance, label):
+    args = dict(method="ddim", steps=2, n=3, guidance=guidance, label=label)
+    outs = list(rv.generate(*controls(**args)))
+    assert np.array_equal(outs[-1][OUT["x_t"]], streamed(final_grid(rv.PRETRAINED / "tiny_eps.safetensors", **args)))
+    calls.batch.clear()
+    list(rv.generate(*controls(**args)))
+    assert calls.batch == [6 if guidance not in (0.0, 1.0) else 3] * 2  # conditional and null halves in one call
+
+
+def test_stop_before_a_model_call_makes_none(calls):
+    stop = threading.Event()
+    frames = rv.trajectory(rv.settings(*controls(steps=6)), stop)
+    assert next(frames).step == 0
+    stop.set()
+    assert list(frames) == [] and calls.n == 0
+
+
+def test_stop_during_a_call_ends_the_run_after_it(calls):
+    stop = threading.Event()
+    calls.hooks[3] = stop.set  # Stop pressed while the third model call runs
+    frames = list(rv.trajectory(rv.settings(*controls(steps=30)), stop))
+    assert calls.n == 3 and frames[-1].step == 3  # the call in progress finishes; no further call is made
+
+
+def test_the_stop_button_stops_its_own_session_only(calls, monkeypatch):
+    monkeypatch.setattr(rv, "MAX_FRAMES", 5)
+    mine, other = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="other")
+    run_ = rv.generate(*controls(steps=30), request=mine)
+    next(run_)
+    assert rv.STOPS.stop(other) is None and rv.stop_run(other) == (SKIP, SKIP)
+    pressed = []
+    calls.hooks[8] = lambda: pressed.append(rv.stop_run(mine))  # the Stop button, during the eighth call
+    outs = list(run_)
+    assert calls.n == 8
+    stopped = "**Stopped** after step 6 of 30."  # the last frame shown (k = 6); Stop and the run say the same
+    assert pressed == [(stopped, SKIP)] and outs[-1][OUT["status"]] == stopped
+    assert all(is_skip(v) for i, v in enumerate(outs[-1]) if i != OUT["status"])
+    assert "Step 6 of 30" in outs[-2][OUT["status"]]
+    assert rv.STOPS.stop(mine) is None  # the flag is gone with the run
+
+
+def test_compare_runs_both_settings_from_the_same_noise(monkeypatch):
+    monkeypatch.setattr(rv, "MAX_FRAMES", 4)
+    c = {name: i for i, name in enumerate(rv.COMPARE_OUTPUTS)}
+    a = dict(objective="eps", method="ddim", steps=3, seed=2, n=4)
+    b = dict(objective="v", method="ddpm", variance="beta", steps=10, clip=True)
+    b_controls = [b.get(name[:-2], rv.DEFAULTS_B.get(name[:-2])) for name in rv.CONTROLS_B]  # "steps_b" -> "steps"
+    outs = list(rv.compare(*controls(**a), *b_controls))
+    assert len(outs) == 1 + 4  # x_T, then min(MAX_FRAMES, 10) ticks
+    first, last = outs[0], outs[-1]
+    assert np.array_equal(first[c["x_t_a"]], first[c["x_t_b"]])  # the same x_T
+    assert first[c["x0_hat_a"]] is None and len(first[c["sigmas"]].data) == 4  # two references, A and B
+    assert np.array_equal(last[c["x_t_a"]], streamed(final_grid(rv.PRETRAINED / "tiny_eps.safetensors", **a)))
+    want_b = final_grid(rv.PRETRAINED / "tiny_v.safetensors", **{**a, **b})
+    assert np.array_equal(last[c["x_t_b"]], streamed(want_b))
+    done = last[c["status"]]
+    assert "**Done**" in done and "step 3 of 3" in done and "step 10 of 10" in done
+    tick2 = outs[2][c["status"]]  # tick 2 of 4: A after ceil(2 * 3 / 4) = 2 steps, B after 2 * 10 / 4 = 5
+    assert "step 2 of 3" in tick2 and "step 5 of 10" in tick2
+
+
+def test_the_objective_toggle_switches_checkpoints_or_says_why_not():
+    path, config = rv.resolve("tiny_v.safetensors", None, "x0")
+    assert path.name == "tiny_x0.safetensors" and config.objective == "x0"
+    update, *controls_ = rv.choose_objective("tiny_v.safetensors", None, "eps", 50, 50, "stripes")
+    assert update.value == "tiny_eps.safetensors" and controls_[0].value == "eps"
+    info = controls_[2]
+    assert "predicts **ε (the noise)**" in info and r"\hat x_0 = (x_t - b_t\hat\varepsilon)/a_t" in info
+    with pytest.raises(UserInputError, match="no bundled checkpoint of .* predicts v; the bundled ones predict eps"):
+        rv.resolve("plain_eps_linear.safetensors", None, "v")
+    with pytest.warns(UserWarning, match="predicts v"):
+        out = rv.choose_objective("plain_eps_linear.safetensors", None, "v", 50, 50, rv.MIXED)
+    assert out[1] == "eps" and is_skip(out[0])  # the toggle goes back; the checkpoint stays
+
+
+def test_unconditional_checkpoints_hide_class_and_guidance():
+    objective, _, info, steps, _, label, guidance, _ = rv.choose_checkpoint("plain_eps_linear.safetensors", None,
+                                                                            60, 20, "stripes")
+    assert objective.value == "eps" and "unconditional" in info and "linear schedule" in info
+    assert steps.maximum == 50 and steps.value == 50
+    assert label.visible is False and label.value == rv.MIXED and guidance.visible is False and guidance.value == 1
+    conditional = rv.choose_checkpoint("tiny_x0.safetensors", None, 10, 20, "stripes")
+    assert conditional[5].visible and conditional[5].value == "stripes" and conditional[6].visible
+
+
+def test_uploading_selects_the_upload_and_removing_it_goes_back(ckpts):
+    dropdown, objective, *_ = rv.use_upload(str(ckpts.pre / "tiny_x0.safetensors"), 50, 50, rv.MIXED)
+    assert dropdown.value == rv.UPLOAD and objective.value == "x0"
+    assert [value for _, value in dropdown.choices][-1] == rv.UPLOAD
+    dropdown, objective, *_ = rv.drop_upload(50, 50, rv.MIXED)
+    assert dropdown.value == "plain_eps_linear.safetensors" and objective.value == "eps"
+    with pytest.raises(gr.Error, match="upload a checkpoint"):
+        rv.choose_checkpoint(rv.UPLOAD, None, 50, 50, rv.MIXED)
+    with pytest.raises(gr.Error, match="toy lab"):
+        rv.use_upload(str(ckpts.pre / "moons.safetensors"), 50, 50, rv.MIXED)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(steps=51), r"steps must be a whole number from 1 to 50 \(T = 50 for tiny_eps.safetensors\)"),
+    (dict(steps=0), "steps must be a whole number"),
+    (dict(steps=2.5), "steps must be a whole number"),
+    (dict(n=17), "number of images must be a whole number from 1 to 16"),
+    (dict(eta=1.5), "eta must be a number from 0 to 1"),
+    (dict(guidance=-1.0), "guidance must be a number from 0 to 10"),
+    (dict(seed=-1), "seed must be a whole number"),
+    (dict(method="euler"), "unknown sampler 'euler'; allowed: ddpm, ddim, dpm-solver"),
+    (dict(label="circles"), "unknown class 'circles'; allowed: .*squares, stripes"),
+    (dict(checkpoint="moons.safetensors"), "unknown checkpoint 'moons.safetensors'"),
+    (dict(checkpoint="plain_eps_linear.safetensors", guidance=3.0), "is unconditional .* no classifier-free guidance"),
+    (dict(checkpoint="plain_eps_linear.safetensors", label="stripes"), "is unconditional"),
+    (dict(checkpoint=rv.UPLOAD), "upload a checkpoint"),
+])
+def test_bad_settings_say_what_is_wrong(change, message):
+    with pytest.raises(UserInputError, match=message):
+        next(rv.generate(*controls(**change)))
+
+
+@pytest.mark.parametrize("name,error,message", [
+    ("notes.txt", UserInputError, "not a .safetensors file"),
+    ("pickle.safetensors", CheckpointError, "not a safetensors file"),
+    ("foreign.safetensors", CheckpointError, "not a diffusion-explorer checkpoint"),
+    ("mismatch.safetensors", CheckpointError, "weights do not match the network in its config"),
+    ("huge.safetensors", CheckpointError, "more than the whole file holds"),
+    ("big.safetensors", UserInputError, "checkpoints may be at most 20 MB"),
+])
+def test_bad_uploads_say_why(ckpts, name, error, message):
+    with pytest.raises(error, match=message):
+        rv.check_upload(str(ckpts.up / name))
+
+
+def test_a_toy_checkpoint_is_refused_and_an_upload_must_keep_its_objective(ckpts):
+    with pytest.raises(UserInputError, match="samples of shape \\[2\\]; this view samples images .* toy lab"):
+        rv.check_upload(str(ckpts.pre / "moons.safetensors"))
+    slow = str(ckpts.up / "slow_eps.safetensors")
+    assert rv.settings(*controls(checkpoint=rv.UPLOAD, upload=slow, steps=1000)).config.T == 1000
+    with pytest.raises(UserInputError, match="the uploaded checkpoint predicts eps"):
+        rv.settings(*controls(checkpoint=rv.UPLOAD, upload=slow, objective="v"))
+
+
+# --- the app, through gradio_client --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client(app_url, tmp_path_factory):
+    return Client(app_url, verbose=False, analytics_enabled=False, download_files=str(tmp_path_factory.mktemp("dl")))
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_named_endpoints(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/generate", "/compare", "/stop", "/sigma_plot", "/choose_checkpoint", "/choose_objective",
+            "/upload_checkpoint", "/drop_checkpoint"} <= set(api)
+    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == list(rv.CONTROLS)
+    assert [p["parameter_name"] for p in api["/compare"]["parameters"]] == [*rv.CONTROLS, *rv.CONTROLS_B]
+
+
+def test_generate_streams_its_frames_to_a_client(client, ckpts):
+    args = dict(checkpoint=rv.UPLOAD, upload=handle_file(str(ckpts.pre / "tiny_eps.safetensors")), steps=5, n=4,
+                seed=3, method="ddpm")
+    job = client.submit(*controls(**args), api_name="/generate")
+    final = job.result(timeout=120)
+    outs = job.outputs()
+    assert len(outs) == 1 + 5
+    want = final_grid(ckpts.pre / "tiny_eps.safetensors", **{**args, "upload": None})
+    assert np.array_equal(pixels(final[OUT["x_t"]]), streamed(want))  # PNG: lossless
+    assert not np.array_equal(pixels(outs[0][OUT["x_t"]]), streamed(want))  # x_T came first
+    assert [p.endswith(".png") or p.endswith(".gif") for p in final[OUT["downloads"]]] == [True, True]
+    assert np.array_equal(pixels(final[OUT["downloads"]][0]), downloaded(want))
+    with Image.open(final[OUT["trajectory"]]) as gif:
+        assert gif.n_frames == 6
+
+
+def test_bad_input_through_the_app_gives_a_message_and_it_keeps_serving(client, ckpts):
+    with pytest.raises(AppError, match="not a diffusion-explorer checkpoint"):
+        client.predict(handle_file(str(ckpts.up / "foreign.safetensors")), 50, 50, rv.MIXED,
+                       api_name="/upload_checkpoint")
+    with pytest.raises(AppError, match="Invalid file type"):
+        client.predict(handle_file(str(ckpts.up / "notes.txt")), 50, 50, rv.MIXED, api_name="/upload_checkpoint")
+    with pytest.raises(AppError, match="weights do not match"):
+        client.predict(*controls(checkpoint=rv.UPLOAD, upload=handle_file(str(ckpts.up / "mismatch.safetensors"))),
+                       api_name="/generate")
+    upload = handle_file(str(ckpts.pre / "plain_eps_linear.safetensors"))
+    with pytest.raises(AppError, match="is unconditional"):
+        client.predict(*controls(checkpoint=rv.UPLOAD, upload=upload, guidance=2.0), api_name="/generate")
+    with pytest.raises(AppError, match="steps must be a whole number from 1 to 50"):
+        client.predict(*controls(checkpoint=rv.UPLOAD, upload=upload, steps=80), api_name="/generate")
+    final = client.predict(*controls(checkpoint=rv.UPLOAD, upload=upload, steps=2), api_name="/generate")
+    assert "**Done**" in final[OUT["status"]]
+
+
+def test_stop_and_the_queue(client, app_url, ckpts, calls, monkeypatch):
+    """A long run holds the one slot: a second user's run waits in the queue (no frame, no model call of
+    its own) until the first is stopped by its own Stop, which ends it within a step; a cancelled job makes
+    no further model call once its step in progress is done."""
+    monkeypatch.setattr(rv, "MAX_FRAMES", 1000)  # a frame per step: frames come quickly, cancel acts at once
+    slow = dict(checkpoint=rv.UPLOAD, upload=handle_file(str(ckpts.up / "slow_eps.safetensors")), method="ddpm",
+                steps=1000, n=8)
+    first = client.submit(*controls(**slow), api_name="/generate")
+    wait_for(lambda: len(first.outputs()) >= 2, 120, "the long run's frames")
+    other = Client(app_url, verbose=False, analytics_enabled=False, download_files=False)
+    second = other.submit(*controls(checkpoint=rv.UPLOAD, upload=handle_file(str(ckpts.pre / "tiny_eps.safetensors")),
+                                    steps=2, n=2), api_name="/generate")
+    time.sleep(1.0)
+    assert second.status().code in (Status.IN_QUEUE, Status.JOINING_QUEUE, Status.STARTING) and not second.outputs()
+    assert 2 not in calls.batch  # no model call of the second run yet
+    client.predict(api_name="/stop")
+    stopped = first.result(timeout=60)[OUT["status"]]
+    assert stopped.startswith("**Stopped** after step ")
+    shown = int(stopped.split("step ")[1].split(" ")[0])
+    assert calls.batch.count(8) - shown in (0, 1) and shown < 1000  # at most the call in progress ran on
+    assert "**Done**" in second.result(timeout=60)[OUT["status"]]
+
+    third = client.submit(*controls(**slow), api_name="/generate")
+    wait_for(lambda: len(third.outputs()) >= 2, 120, "the third run's frames")
+    third.cancel()
+    time.sleep(0.5)  # the step in progress
+    after_cancel = calls.n
+    time.sleep(0.5)
+    assert calls.n == after_cancel  # the cancelled run makes no more calls

@@ -1,0 +1,63 @@
+"""A real browser: `python app.py` on a free port, opened in the system's headless Chromium through Playwright.
+
+Moves the t slider with the mouse and checks that the pictures and the plots change, plays and pauses, and
+saves screenshots under test-artifacts/. In CI (CI=true) a missing Chromium or Playwright fails the test.
+"""
+from __future__ import annotations
+
+PLOT_DATA = "id => JSON.stringify(document.querySelector(`#${id} .js-plotly-plot`).data)"  # traces as drawn
+SRC = "id => document.querySelector(`#${id} img`)?.src"
+
+
+def state(page) -> dict:
+    return {
+        "t": page.locator("#forward-t input[type=number]").input_value(),
+        "x_t": page.evaluate(SRC, "forward-xt"),
+        "chain": page.evaluate(SRC, "forward-chain"),
+        "curves": page.evaluate(PLOT_DATA, "forward-curves"),
+        "spectrum": page.evaluate(PLOT_DATA, "forward-spectrum"),
+        "histogram": page.evaluate(PLOT_DATA, "forward-histogram"),
+        "text": page.locator("#forward-text-images").inner_text(),
+    }
+
+
+def test_slider_moves_the_pictures_and_plots(browser, app_process_url, artifacts):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_process_url)
+    page.wait_for_selector("#forward-xt img", timeout=60_000)
+    page.wait_for_selector("#forward-histogram .js-plotly-plot", timeout=30_000)
+    before = state(page)
+    assert before["t"] == "250" and "t = 250 of T = 1000" in before["text"]
+
+    slider = page.locator("#forward-t input[type=range]")
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 0.25 * box["width"], y)
+    page.mouse.down()
+    for fraction in (0.35, 0.45, 0.55, 0.6):  # a drag: several input events, the last one must win
+        page.mouse.move(box["x"] + fraction * box["width"], y, steps=3)
+    page.mouse.up()
+    page.wait_for_function("t => document.querySelector('#forward-text-images').innerText.includes(t)",
+                           arg=f"t = {page.locator('#forward-t input[type=number]').input_value()} of",
+                           timeout=20_000)
+    after = state(page)
+    assert int(after["t"]) > 500
+    assert f"t = {after['t']} of T = 1000" in after["text"]
+    for key in ("x_t", "chain", "curves", "spectrum", "histogram"):
+        assert after[key] != before[key], key
+    page.screenshot(path=artifacts / "forward-after-slider.png", full_page=True)
+
+    page.locator("#forward-play").click()
+    page.wait_for_function("t => +document.querySelector('#forward-t input[type=number]').value > t",
+                           arg=int(after["t"]) + 20, timeout=20_000)
+    page.locator("#forward-play").click()
+    page.wait_for_function("() => document.querySelector('#forward-play').innerText.includes('Play')",
+                           timeout=10_000)
+    page.wait_for_timeout(1000)  # a tick already running when pause was clicked may still land
+    paused = page.locator("#forward-t input[type=number]").input_value()
+    page.wait_for_timeout(600)  # four tick intervals: nothing moves once paused
+    assert page.locator("#forward-t input[type=number]").input_value() == paused
+    page.screenshot(path=artifacts / "forward-after-play.png", full_page=True)
+    assert not errors, errors

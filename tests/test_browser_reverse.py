@@ -1,0 +1,63 @@
+"""A real browser in the reverse view: `python app.py` opened in the system's headless Chromium (Playwright).
+
+Presses Generate and watches the x_t grid change frame by frame until the run is done (x̂₀ beside it, the GIF
+and the downloads after it), then starts a 1000-step DDPM run and stops it. Screenshots go to
+test-artifacts/. In CI (CI=true) a missing Chromium or Playwright fails the test.
+"""
+from __future__ import annotations
+
+WATCH = """() => {  // every src the x_t grid shows, in order
+    window.reverseSources = [];
+    const seen = () => {
+        const img = document.querySelector('#reverse-xt img');
+        const src = img && img.getAttribute('src');
+        if (src && window.reverseSources.at(-1) !== src) window.reverseSources.push(src);
+    };
+    new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                       attributeFilter: ['src']});
+}"""
+STATUS = "text => document.querySelector('#reverse-status').innerText.includes(text)"
+
+
+def set_number(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_generate_streams_the_grid_and_stop_ends_a_run(browser, app_process_url, artifacts):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_process_url)
+    page.get_by_role("tab", name="Reverse process").click()
+    page.wait_for_selector("#reverse-generate", timeout=60_000)
+    page.wait_for_selector("#reverse-sigmas .js-plotly-plot", timeout=30_000)
+    set_number(page, "reverse-steps", 12)
+    set_number(page, "reverse-n", 9)
+    page.evaluate(WATCH)
+
+    page.locator("#reverse-generate").click()
+    page.wait_for_function(STATUS, arg="Done", timeout=120_000)
+    page.wait_for_selector("#reverse-gif img", timeout=20_000)
+    sources = page.evaluate("window.reverseSources")
+    assert len(sources) >= 3, sources  # x_T, frames in between, x_0: the grid changed as the run streamed
+    assert page.locator("#reverse-x0 img").count() == 1
+    assert "12 model calls" in page.locator("#reverse-status").inner_text()
+    downloads = page.locator("#reverse-downloads").inner_text().replace("\n", "")  # "samples\n.png\n9 KB"
+    assert "samples.png" in downloads and "trajectory.gif" in downloads
+    page.screenshot(path=artifacts / "reverse-after-generate.png", full_page=True)
+
+    page.locator("#reverse-method").get_by_text("DDPM").click()
+    set_number(page, "reverse-steps", 1000)
+    set_number(page, "reverse-n", 4)
+    page.locator("#reverse-generate").click()
+    page.wait_for_function(STATUS, arg="of 1000", timeout=120_000)
+    page.locator("#reverse-stop").click()
+    page.wait_for_function(STATUS, arg="Stopped", timeout=30_000)
+    stopped = page.locator("#reverse-status").inner_text()
+    assert "of 1000" in stopped
+    page.wait_for_timeout(1500)  # nothing comes after it
+    assert page.locator("#reverse-status").inner_text() == stopped
+    page.screenshot(path=artifacts / "reverse-after-stop.png", full_page=True)
+    assert not errors, errors
