@@ -1,0 +1,351 @@
+"""Sample quality of the bundled image checkpoints: cFID and class accuracy per sampler, a guidance sweep, the ELBO.
+
+    python bench/quality.py [--n 2000] [--checkpoints pretrained/fashion_*.safetensors] [--device auto]
+    python bench/quality.py --quick --checkpoints runs/tiny.safetensors --out-dir /tmp/quality   # seconds, for CI
+
+For each image checkpoint (config.net == "unet"; by default every one in pretrained/, other files are skipped
+with the reason) and N class-balanced samples per sampler config (explorer.metrics.generate_samples; the same
+seed, hence the same x_T, for every config):
+- cFID against N class-balanced test images, and the real-vs-real floor: N training images against the same N
+  test images. cFID is the Frechet distance of the reference classifier's penultimate features
+  (explorer.classifier, pretrained/fashion_classifier.safetensors);
+- class accuracy: the share of samples the classifier labels as the class asked for;
+- samplers at guidance 1 (the plain conditional model): DDPM with all T steps (sigma^2 = beta and beta_tilde),
+  DDIM at 10 / 20 / 50 / 100 steps with eta 0, 0.5, 1, DPM-Solver++(2M) at 5 / 10 / 20 model calls;
+- a classifier-free-guidance sweep w = 0, 1, 3, 5 with DDIM-50, eta 0 (out = out_null + w (out_cond - out_null):
+  w = 0 unconditional, w = 1 the conditional model, larger w pushes further toward the class);
+- the ELBO (explorer.likelihood.elbo, sigma^2 = beta_tilde, conditioned on the true labels) of `--elbo-n` test
+  images with a t stride: its per-timestep terms go to elbo_<checkpoint>.csv, bits per dimension to the report;
+- the targets of issue 7 with pass/fail and the margin.
+
+Cost per checkpoint at N = 2000: about 5.8 M one-image network evaluations (the two full-T DDPM runs are 70 % of
+them); for the "small" UNet (~160 images/s on a 2-core CPU) that is ~10 h on a CPU, minutes on a GPU.
+
+Writes <out-dir>/quality.md, <out-dir>/elbo_<name>.csv and <out-dir>/quality.json. The JSON keeps every
+measured row under a key made of the checkpoint's and classifier's hashes, device, N, seed, batch size and sampler
+options; a rerun reuses matching rows, so an interrupted run resumes where it stopped (delete the JSON to measure
+afresh).
+`--only` restricts the sampler configs by label (e.g. --only ddim-50-eta0,dpm-solver++-10). `--quick`: N = 20,
+full-T DDPM, DDIM-10 (also the guidance sweep's sampler, w = 0 / 1 / 3), DPM-Solver++-10 and a cheap ELBO; for a
+test with a tiny checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, read_config  # noqa: E402
+from explorer.classifier import DEFAULT_PATH, load_classifier  # noqa: E402
+from explorer.data import load_image_tensors  # noqa: E402
+from explorer.likelihood import elbo  # noqa: E402
+from explorer.metrics import (  # noqa: E402
+    balanced_indices,
+    class_accuracy,
+    classifier_features,
+    feature_stats,
+    frechet_distance,
+    generate_samples,
+)
+from explorer.nets import count_parameters  # noqa: E402
+from explorer.training import pick_device  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+FULL_N, QUICK_N = 2000, 20
+REFERENCE = {"method": "ddim", "steps": 50, "eta": 0.0}  # the guidance sweep's sampler and the cFID target's
+QUICK_REFERENCE_STEPS = 10
+GUIDANCES, QUICK_GUIDANCES = (0.0, 1.0, 3.0, 5.0), (0.0, 1.0, 3.0)
+TARGETS = {"ddim50_floor": 1.5, "dpm10_ddpm": 1.25, "acc_g1": 0.95, "acc_g3": 0.99}
+
+
+def label(options: dict) -> str:
+    """A sampler config's name: ddpm-1000-beta, ddim-50-eta0.5, dpm-solver++-10, with -g3 for guidance != 1."""
+    name = f"{options['method']}-{options['steps']}"
+    if options["method"] == "ddpm":
+        name += f"-{options['variance']}"
+    elif options["method"] == "ddim":
+        name += f"-eta{options['eta']:g}"
+    return name + (f"-g{options['guidance']:g}" if options["guidance"] != 1 else "")
+
+
+def sampler_configs(T: int, quick: bool) -> tuple[list[dict], list[dict]]:
+    """(samplers at guidance 1, guidance sweep of the reference sampler); step counts are capped at T. Quick:
+    full-T DDPM, DPM-Solver++ at 10 calls and the reference DDIM at 10 steps."""
+    if quick:
+        reference = {**REFERENCE, "steps": QUICK_REFERENCE_STEPS}
+        samplers = [{"method": "ddpm", "steps": T, "variance": "beta_tilde"}, reference,
+                    {"method": "dpm-solver++", "steps": 10}]
+        guidances = QUICK_GUIDANCES
+    else:
+        reference = REFERENCE
+        samplers = [{"method": "ddpm", "steps": T, "variance": v} for v in ("beta", "beta_tilde")]
+        samplers += [{"method": "ddim", "steps": s, "eta": e} for s in (10, 20, 50, 100) for e in (0.0, 0.5, 1.0)]
+        samplers += [{"method": "dpm-solver++", "steps": s} for s in (5, 10, 20)]
+        guidances = GUIDANCES
+    capped = [{**o, "steps": min(o["steps"], T), "guidance": 1.0} for o in samplers]
+    sweep = [{**reference, "steps": min(reference["steps"], T), "guidance": w} for w in guidances]
+    return capped, sweep
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    text = f"{platform.system()} {platform.machine()}, {cpu}, torch threads: {torch.get_num_threads()}"
+    if device.type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(device)}"
+    return text + f", device {device.type}"
+
+
+class Cache:
+    """quality.json: measured rows by key, saved after every new row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows = json.loads(path.read_text()) if path.is_file() else {}
+
+    def get_or_measure(self, key: str, measure) -> dict:
+        if key not in self.rows:
+            self.rows[key] = measure()
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.rows, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+        return self.rows[key]
+
+
+def measure_sampler(model, classifier, options, test_stats, n, seed, batch_size) -> dict:
+    start = time.perf_counter()
+    images, labels = generate_samples(model, n, options, batch_size, seed)
+    seconds = time.perf_counter() - start
+    stats = feature_stats(classifier_features(classifier, images))
+    accuracy = class_accuracy(classifier, images, labels) if labels is not None else None
+    return {"cfid": frechet_distance(*stats, *test_stats), "accuracy": accuracy, "seconds": round(seconds, 2)}
+
+
+def measure_elbo(model, x, y, t_stride, seed) -> dict:
+    device = next(model.parameters()).device
+    g = torch.Generator(device).manual_seed(seed)
+    start = time.perf_counter()
+    result = elbo(model, model.schedule, x.to(device), model.objective, y.to(device) if model.num_classes else None,
+                  "beta_tilde", t_stride, g)
+    return {"t": result.t.tolist(), "terms_bpd": result.terms_bpd.tolist(), "prior_bpd": result.prior_bpd,
+            "total_bpd": result.total_bpd, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def write_elbo_csv(path: Path, curve: dict, T: int, t_stride: int) -> None:
+    """t, the span of timesteps the term stands for (stratified sampling), and the term in bits/dim."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["t", "span", "term_bpd"])
+        for t, term in zip(curve["t"], curve["terms_bpd"]):
+            span = 1 if t == 1 else min(t_stride, T + 1 - (2 + (t - 2) // t_stride * t_stride))
+            writer.writerow([t, span, f"{term:.6g}"])
+
+
+def fmt(value, spec=".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def target_rows(reports: list[dict], floor: float) -> list[list[str]]:
+    """Rows of the targets table: target, checkpoint, measured, goal, verdict with margin ("not measured" when
+    `--only` left out a config the target needs)."""
+    measured = [(r["rows"][r["reference"]]["cfid"] / floor, r["reference"], r["name"]) for r in reports
+                if r["reference"] in r["rows"]]
+    ratio, ref, name = min(measured) if measured else (None, label({**REFERENCE, "guidance": 1.0}), "-")
+    rows = [verdict(f"{ref}: cFID / floor (best checkpoint)", name, ratio, TARGETS["ddim50_floor"], lower=True,
+                    hint="longer training or a larger net (if the full-T DDPM rows are far from the floor too, "
+                    "the model, not the sampler, is the limit)")]
+    for r in reports:
+        dpm = r["rows"].get("dpm-solver++-10")
+        ddpm = [row["cfid"] for key, row in r["rows"].items() if key.startswith("ddpm-")]
+        rows.append(verdict("dpm-solver++-10: cFID / best full-T DDPM", r["name"],
+                            dpm["cfid"] / min(ddpm) if dpm and ddpm else None, TARGETS["dpm10_ddpm"], lower=True,
+                            hint="20 calls (see the table), or longer training: few-step solvers need an "
+                            "accurate x0_hat"))
+        for w, key in ((1, "acc_g1"), (3, "acc_g3")):
+            row = r["rows"].get(r["reference"] + ("" if w == 1 else f"-g{w}"))
+            rows.append(verdict(f"{r['reference']}: class accuracy at guidance {w}", r["name"],
+                                row["accuracy"] if row else None, TARGETS[key], lower=False,
+                                hint="a higher guidance scale (see the sweep) or longer training"))
+    return rows
+
+
+def verdict(what, name, value, goal, lower, hint) -> list[str]:
+    """One target row; `lower`: the value must be <= goal (a ratio), else >= goal (an accuracy)."""
+    goal_text = f"<= {goal}" if lower else f">= {100 * goal:.0f}%"
+    if value is None:
+        return [what, name, "-", goal_text, "not measured (its configs were not run)"]
+    if value <= goal if lower else value >= goal:
+        text = "pass"
+    elif lower:
+        text = f"MISS by {value - goal:.2f} ({value / goal:.2f}x the goal); to close: {hint}"
+    else:
+        text = f"MISS by {100 * (goal - value):.1f} points; to close: {hint}"
+    return [what, name, f"{value:.2f}" if lower else f"{100 * value:.1f}%", goal_text, text]
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return ["(none measured: left out by --only)"]
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
+
+
+def report(args, command, device, classifier, n, floor, reports, skipped) -> str:
+    training = classifier.config.training
+    lines = [
+        "# Sample quality of the bundled checkpoints", "",
+        f"Recorded {datetime.date.today().isoformat()} on {machine(device)}; torch {torch.__version__}.", "",
+        f"Command: `{command}`", "",
+        f"cFID: Frechet distance between the reference classifier's {classifier.config.feature_dim}-dim "
+        f"penultimate features of N = {n} class-balanced samples and N class-balanced test images "
+        f"(`{Path(args.classifier).name}`, test accuracy {fmt(training.get('test_accuracy'), '.4f')}). "
+        f"Samples are clamped to [-1, 1] and rounded to 8 bits; every config starts from the same x_T "
+        f"(seed {args.seed}). The floor is the cFID of N training images against the same N test images: "
+        "a sampler cannot be expected to beat it at this N.", "",
+        "Guidance convention: out = out_null + w (out_cond - out_null); w = 1 is the plain conditional model, "
+        "w = 0 the unconditional one, w > 1 pushes further toward the class. Class accuracy is the share of "
+        "samples the classifier labels as the class asked for.", "",
+        f"**Real-vs-real floor (train vs test, N = {n}): {floor:.3f}**", "",
+        "## Targets", "",
+        *table(["target", "checkpoint", "measured", "goal", "verdict"], target_rows(reports, floor)), "",
+    ]
+    for r in reports:
+        c = r["config"]
+        lines += [f"## {r['name']}", "",
+                  f"{c.objective} objective, {c.schedule} schedule, T = {c.T}, {c.step} training steps, "
+                  f"{r['params']:,} parameters, sha256 {r['hash']}.", "",
+                  "### Samplers (guidance 1)", ""]
+        sampler_rows = [[key, row["calls"], fmt(row["cfid"], ".3f"), fmt(row["cfid"] / floor),
+                         fmt(row["accuracy"], ".3f"), fmt(row["seconds"], ".1f")]
+                        for key, row in r["rows"].items() if "samplers" in row["parts"]]
+        lines += table(["sampler", "model calls", "cFID", "cFID / floor", "class acc", "time s"], sampler_rows)
+        sweep_rows = [[fmt(row["guidance"], "g"), fmt(row["cfid"], ".3f"), fmt(row["cfid"] / floor),
+                       fmt(row["accuracy"], ".3f"), fmt(row["seconds"], ".1f")]
+                      for row in sorted(r["rows"].values(), key=lambda row: row["guidance"])
+                      if "sweep" in row["parts"]]
+        lines += ["", f"### Guidance sweep ({r['reference']}; w != 0, 1 doubles the batch "
+                  "of each call)", "", *table(["guidance w", "cFID", "cFID / floor", "class acc", "time s"],
+                                              sweep_rows), ""]
+        e = r["elbo"]
+        lines += ["### ELBO", "",
+                  f"**{e['total_bpd']:.3f} bits/dim** (negative ELBO, an upper bound on the NLL) on "
+                  f"{args.elbo_n} test images conditioned on their labels, sigma^2 = beta_tilde, t stride "
+                  f"{r['t_stride']} (one t drawn in each span of {r['t_stride']} steps stands for the span). "
+                  f"Prior term L_T {e['prior_bpd']:.3g}, decoder L_0 {e['terms_bpd'][0]:.3f} bits/dim; "
+                  f"{e['seconds']:.0f} s. Per-timestep terms: `elbo_{r['name']}.csv`.", ""]
+    if skipped:
+        lines += ["## Skipped files", "", *(f"- {why}" for why in skipped), ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=None, help=f"samples per config (default {FULL_N}, quick {QUICK_N})")
+    parser.add_argument("--checkpoints", nargs="*", default=None, help="files (default: every file in pretrained/)")
+    parser.add_argument("--quick", action="store_true", help="tiny N and few configs, for a test")
+    parser.add_argument("--only", default=None, help="comma-separated config labels to run (e.g. ddim-50-eta0)")
+    parser.add_argument("--classifier", default=str(DEFAULT_PATH))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--elbo-n", type=int, default=None, help="test images for the ELBO (default 1000, quick 8)")
+    parser.add_argument("--t-stride", type=int, default=None, help="ELBO t stride (default 10, quick T // 5)")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--out-dir", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    args.n = args.n or (QUICK_N if args.quick else FULL_N)
+    args.elbo_n = args.elbo_n or (8 if args.quick else 1000)
+    return args
+
+
+def main(argv: list[str] | None = None) -> Path:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    command = " ".join(["python", "bench/quality.py", *argv])
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    classifier = load_classifier(args.classifier, device)
+    judge = "classifier=" + file_hash(Path(args.classifier))
+    dataset = classifier.config.dataset
+    x_train, y_train, _ = load_image_tensors(dataset, train=True, root=args.data_root)
+    x_test, y_test, _ = load_image_tensors(dataset, train=False, root=args.data_root)
+    test_idx = balanced_indices(y_test, args.n, args.seed)
+    test_stats = feature_stats(classifier_features(classifier, x_test[test_idx]))
+    train_stats = feature_stats(classifier_features(classifier, x_train[balanced_indices(y_train, args.n, args.seed)]))
+    floor = frechet_distance(*train_stats, *test_stats)
+    elbo_idx = balanced_indices(y_test, args.elbo_n, args.seed + 1)
+    only = set(args.only.split(",")) if args.only else None
+    cache = Cache(out_dir / "quality.json")
+
+    paths = [Path(p) for p in args.checkpoints] if args.checkpoints else sorted(PRETRAINED_DIR.glob("*.safetensors"))
+    reports, skipped = [], []
+    for path in paths:
+        try:
+            config = read_config(path)
+        except CheckpointError as err:
+            skipped.append(str(err))
+            continue
+        if config.net != "unet" or config.dataset != dataset:
+            skipped.append(f"{path.name}: a {config.net} model of {config.dataset}; the classifier judges {dataset}")
+            continue
+        if config.class_names != classifier.config.class_names:
+            skipped.append(f"{path.name}: not conditional on the classifier's classes (class accuracy and the "
+                           "guidance sweep need them)")
+            continue
+        model = load_model(path, device)
+        digest = file_hash(path)
+        prefix = f"{digest}|{judge}|{device.type}|n={args.n}|seed={args.seed}|batch={args.batch_size}|"
+        samplers, sweep = sampler_configs(config.T, args.quick)
+        known = {label(o) for o in samplers + sweep}
+        if only is not None and not only <= known:
+            raise ValueError(f"--only: unknown config label(s) {', '.join(sorted(only - known))} for {path.name}; "
+                             f"its configs: {', '.join(sorted(known))}")
+        rows = {}
+        for options, part in [*((o, "samplers") for o in samplers), *((o, "sweep") for o in sweep)]:
+            name = label(options)
+            if only is not None and name not in only:
+                continue
+            if name not in rows:  # the sweep's w = 1 is also a sampler row: measured once
+                row = cache.get_or_measure(prefix + json.dumps(options, sort_keys=True), lambda o=options:
+                                           measure_sampler(model, classifier, o, test_stats, args.n, args.seed,
+                                                           args.batch_size))
+                rows[name] = {**row, "calls": options["steps"], "guidance": options["guidance"], "parts": []}
+            rows[name]["parts"].append(part)
+        t_stride = args.t_stride or (max(1, config.T // 5) if args.quick else 10)
+        curve = cache.get_or_measure(f"{digest}|{device.type}|elbo|n={args.elbo_n}|seed={args.seed}|"
+                                     f"stride={t_stride}", lambda: measure_elbo(
+                                         model, x_test[elbo_idx], y_test[elbo_idx], t_stride, args.seed))
+        write_elbo_csv(out_dir / f"elbo_{path.stem}.csv", curve, config.T, t_stride)
+        reports.append({"name": path.stem, "config": config, "hash": digest, "params": count_parameters(model),
+                        "rows": rows, "reference": label(sweep[0] | {"guidance": 1.0}), "elbo": curve,
+                        "t_stride": t_stride})
+
+    md = out_dir / "quality.md"
+    md.write_text(report(args, command, device, classifier, args.n, floor, reports, skipped))
+    return md
+
+
+if __name__ == "__main__":
+    written = main()
+    print(written.read_text().split("## Targets")[1].split("\n## ")[0].strip())
+    print(f"written: {written}")
