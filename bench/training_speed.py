@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import resource
 import statistics
 import subprocess
 import sys

@@ -12,6 +12,7 @@ import torch
 
 from explorer.app import forward as fv
 from explorer.app import plots, runtime
+from explorer.app.messages import for_visitor
 from explorer.app.runtime import UserInputError, load_upload
 from explorer.forward import q_chain, q_sample
 from explorer.schedules import make_schedule
@@ -182,7 +183,7 @@ def test_bad_controls_give_a_message():
     with pytest.raises(UserInputError, match="upload an image first"):
         fv.forward(**controls(image=fv.UPLOAD))
     with pytest.raises(gr.Error, match="seed"):
-        fv._for_visitor(fv.forward)(*controls(seed=-1).values())
+        for_visitor(fv.forward)(*controls(seed=-1).values())
 
 
 @pytest.mark.parametrize("name", ["photo", "cmyk", "palette", "rgba", "grey16"])

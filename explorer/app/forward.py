@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from explorer.app import plots
+from explorer.app.messages import for_visitor
 from explorer.app.runtime import MODES, UserInputError, load_upload
 from explorer.forward import q_sample, q_step
 from explorer.schedules import SCHEDULES, NoiseSchedule, make_schedule
@@ -333,25 +334,15 @@ def forward(image: str, upload: str | None, size: int, colour: str, schedule: st
 
 # --- Gradio wiring -------------------------------------------------------------------------------------------
 
-def _for_visitor(fn):
-    """Show input errors (bad uploads, out-of-range values) as a message instead of a stack trace."""
-    @functools.wraps(fn)
-    def wrapper(*args):
-        try:
-            return fn(*args)
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-    return wrapper
 
-
-@_for_visitor
+@for_visitor
 def use_upload(upload, size, colour, schedule, T, seed, t, log_y):
     """A new upload: check it, select it in the image list and show it."""
     out = forward(UPLOAD, upload, size, colour, schedule, T, seed, t, log_y)
     return gr.Dropdown(choices=[*GALLERY, UPLOAD], value=UPLOAD), *out
 
 
-@_for_visitor
+@for_visitor
 def drop_upload(schedule, T, seed, t, log_y):
     """The upload was removed: back to the first gallery image."""
     image = DEFAULTS["image"]
@@ -362,10 +353,10 @@ def drop_upload(schedule, T, seed, t, log_y):
 def pick_gallery(evt: gr.SelectData, upload, size, colour, schedule, T, seed, t, log_y):
     """A click on a gallery thumbnail selects that image."""
     image = list(GALLERY)[evt.index]
-    return image, *_for_visitor(forward)(image, upload, size, colour, schedule, T, seed, t, log_y)
+    return image, *for_visitor(forward)(image, upload, size, colour, schedule, T, seed, t, log_y)
 
 
-@_for_visitor
+@for_visitor
 def set_T(image, upload, size, colour, schedule, T, seed, t, log_y, T_before):
     """A new T: rescale the slider and keep t at the same fraction of the process."""
     T = int(T)
@@ -373,14 +364,14 @@ def set_T(image, upload, size, colour, schedule, T, seed, t, log_y, T_before):
     return gr.Slider(maximum=T, value=t), T, *forward(image, upload, size, colour, schedule, T, seed, t, log_y)
 
 
-@_for_visitor
+@for_visitor
 def step_back(image, upload, size, colour, schedule, T, seed, t, log_y):
     """One step back, t - 1 (not below 0)."""
     t = max(0, int(t) - 1)
     return t, *forward(image, upload, size, colour, schedule, T, seed, t, log_y)
 
 
-@_for_visitor
+@for_visitor
 def step_forward(image, upload, size, colour, schedule, T, seed, t, log_y):
     """One step on, t + 1 (not beyond T)."""
     t = min(int(T), int(t) + 1)
@@ -393,7 +384,7 @@ def toggle_play(playing: bool):
     return playing, gr.Timer(active=playing), gr.Button("⏸ Pause" if playing else "▶ Play")
 
 
-@_for_visitor
+@for_visitor
 def tick(image, upload, size, colour, schedule, T, seed, t, log_y):
     """One step of play: t advances (from 0 again after T); reaching T stops the timer. Otherwise the play
     state is left alone (gr.skip), so a pause clicked while a tick is running is not undone."""
@@ -459,7 +450,7 @@ def build() -> None:
     outputs = [*pictures, curves, spectrum, hist, text_images, text_curves, text_spectrum, text_hist]
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     gr.on([t.input, image.input, size.input, colour.input, schedule.input, seed.input, log_y.input],
-          _for_visitor(forward), controls, outputs, api_name="forward", **quiet)
+          for_visitor(forward), controls, outputs, api_name="forward", **quiet)
     upload.upload(use_upload, controls[1:], [image, *outputs], api_name="upload", show_progress="minimal")
     upload.clear(drop_upload, [schedule, T, seed, t, log_y], [image, *outputs], api_name="drop_upload", **quiet)
     gallery.select(pick_gallery, controls[1:], [image, *outputs], api_visibility="private", **quiet)

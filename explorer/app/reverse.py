@@ -39,6 +39,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from explorer.app import plots, runtime
+from explorer.app.messages import for_visitor
 from explorer.app.runtime import UserInputError
 from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, ModelConfig, list_checkpoints,
                                  load_model, read_config)
@@ -558,27 +559,6 @@ STOPS = Stops()
 
 # --- Gradio handlers -----------------------------------------------------------------------------------------
 
-def _for_visitor(fn):
-    """Show input errors (bad uploads, out-of-range values) as a message instead of a stack trace."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-    return wrapper
-
-
-def _for_visitor_stream(fn):
-    """_for_visitor for generator handlers."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            yield from fn(*args, **kwargs)
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-    return wrapper
-
 
 @torch.inference_mode()
 def generate(checkpoint, upload, objective, method, variance, eta, spacing, steps, label, guidance, seed, n, clip,
@@ -657,7 +637,7 @@ def stop_run(request: gr.Request = None):
     return (text, gr.skip()) if kind == "generate" else (gr.skip(), text)
 
 
-@_for_visitor
+@for_visitor
 def sigma_plot(checkpoint, upload, objective, method, variance, eta, spacing, steps):
     """The sigma curve of the current sampler settings, redrawn as they change (before any run)."""
     path, config = resolve(checkpoint, upload, objective)
@@ -682,13 +662,13 @@ def checkpoint_controls(path: Path, config: ModelConfig, steps, steps_b, label) 
             guidance, guidance)
 
 
-@_for_visitor
+@for_visitor
 def choose_checkpoint(checkpoint, upload, steps, steps_b, label):
     """A checkpoint was picked from the list."""
     return checkpoint_controls(*chosen(checkpoint, upload), steps, steps_b, label)
 
 
-@_for_visitor
+@for_visitor
 def choose_objective(checkpoint, upload, objective, steps, steps_b, label):
     """The eps / x0 / v toggle: switch to the bundled checkpoint of the same family with that objective; if
     there is none, say so and keep the current one."""
@@ -703,7 +683,7 @@ def choose_objective(checkpoint, upload, objective, steps, steps_b, label):
                                                                                         steps_b, label)
 
 
-@_for_visitor
+@for_visitor
 def use_upload(upload, steps, steps_b, label):
     """A checkpoint was uploaded: validate and load it, then select it."""
     path = check_upload(upload)
@@ -711,7 +691,7 @@ def use_upload(upload, steps, steps_b, label):
             *checkpoint_controls(path, read_config(path), steps, steps_b, label))
 
 
-@_for_visitor
+@for_visitor
 def drop_upload(steps, steps_b, label):
     """The upload was removed: back to the first bundled checkpoint."""
     found = bundled()
@@ -820,9 +800,9 @@ def build() -> None:
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     one_run = {"concurrency_limit": 1, "concurrency_id": RUN_GROUP, "show_progress": "minimal"}
 
-    generating = run.click(_for_visitor_stream(generate), controls,
+    generating = run.click(for_visitor(generate), controls,
                            [x_t, x0_hat, status_md, plot, anim, downloads], api_name="generate", **one_run)
-    comparing = run_b.click(_for_visitor_stream(compare), [*controls, *controls_b],
+    comparing = run_b.click(for_visitor(compare), [*controls, *controls_b],
                             [*pictures_b, status_b, plot_b], api_name="compare", **one_run)
     gr.on([stop.click, stop_b.click], stop_run, None, [status_md, status_b], cancels=[generating, comparing],
           api_name="stop",

@@ -41,6 +41,7 @@ import torch
 
 from explorer import checkpoint as checkpoints
 from explorer.app import plots, runtime
+from explorer.app.messages import for_visitor
 from explorer.app.runtime import UserInputError
 from explorer.checkpoint import DiffusionModel, ModelConfig, list_checkpoints, load_model, read_config, save_model
 from explorer.data import TOY_DATASETS, sample_toy, toy_info, toy_mixture
@@ -546,32 +547,10 @@ def train_updates(su: Setup, steps: int, seed: int, trained: str | None):
         yield TrainUpdate(trainer.step, steps, elapsed, curves, pic, text, str(out), q)
 
 
-
 # --- Gradio handlers -----------------------------------------------------------------------------------------
 
-def _for_visitor(fn):
-    """Show input errors (unknown values, a missing model) as a message instead of a stack trace."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-    return wrapper
 
-
-def _for_visitor_stream(fn):
-    """_for_visitor for generator handlers."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            yield from fn(*args, **kwargs)
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-    return wrapper
-
-
-@_for_visitor
+@for_visitor
 def redraw(dataset, schedule, T, objective, source, trained, t, n, seed, field_kind, method, steps, eta, spacing,
            variance, label, guidance, clip):
     """The forward picture and its text for these controls, and which model the lab uses."""
@@ -580,7 +559,7 @@ def redraw(dataset, schedule, T, objective, source, trained, t, n, seed, field_k
     return figure, text, model_info(setup(dataset, schedule, T, objective, source, trained))
 
 
-@_for_visitor
+@for_visitor
 def set_T(dataset, schedule, T, objective, source, trained, t, n, seed, field_kind, method, steps, eta, spacing,
           variance, label, guidance, clip, T_before):
     """A new T: t keeps its fraction of the process, the sampler's steps stay within T."""
@@ -592,7 +571,7 @@ def set_T(dataset, schedule, T, objective, source, trained, t, n, seed, field_ki
     return gr.Slider(maximum=T, value=t), gr.Slider(maximum=T, value=steps), T, *out
 
 
-@_for_visitor
+@for_visitor
 def choose_dataset(dataset, schedule, T, objective, source, trained, t, n, seed, field_kind, method, steps, eta,
                    spacing, variance, label, guidance, clip):
     """A new toy: its classes (if any) in the class list, then redraw."""
@@ -723,11 +702,11 @@ def build() -> None:
     dataset.input(choose_dataset, view, [label, guidance, *shown_outputs], api_name="toy_dataset", **quiet)
     method.input(sampler_options, method, [variance, eta], api_visibility="private", **quiet)
 
-    generating = run_btn.click(_for_visitor_stream(generate), [*head, *sampler_controls], [reverse_plot, reverse_text],
+    generating = run_btn.click(for_visitor(generate), [*head, *sampler_controls], [reverse_plot, reverse_text],
                                api_name="toy_generate", show_progress="minimal")
     stop_btn.click(stop_generate, None, reverse_text, cancels=[generating], api_name="toy_stop",
                    show_progress="hidden")
-    training = train_btn.click(_for_visitor_stream(train),
+    training = train_btn.click(for_visitor(train),
                                [dataset, schedule, T, objective, train_steps, seed, trained],
                                [curves, preview, train_text, trained, source, download], api_name="toy_train",
                                show_progress="minimal", concurrency_limit=1, concurrency_id="toy-train")
