@@ -1,10 +1,13 @@
-"""Bad input is shown to the visitor as a message, never as a stack trace."""
+"""Checking the visitor's input: bad values become clear messages, never stack traces."""
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 
 import gradio as gr
+
+from explorer.app.runtime import UserInputError
 
 
 def for_visitor(fn):
@@ -26,3 +29,25 @@ def for_visitor(fn):
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
     return call
+
+
+def choice(name: str, value, allowed):
+    """`value` if it is one of `allowed`, else a UserInputError naming the allowed values."""
+    if value not in allowed:
+        raise UserInputError(f"unknown {name} {value!r}; allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def number(name: str, value, low: float, high: float) -> float:
+    """`value` as a float if it is a number in [low, high], else a UserInputError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise UserInputError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def whole(name: str, value, low: int, high: int, note: str = "") -> int:
+    """`value` as an int if it is a whole number in [low, high], else a UserInputError saying so (+ `note`)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or int(value) != value or not low <= value <= high):
+        raise UserInputError(f"{name} must be a whole number from {low} to {high}{note}, got {value!r}")
+    return int(value)

@@ -39,7 +39,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from explorer.app import plots, runtime
-from explorer.app.messages import for_visitor
+from explorer.app.messages import choice, for_visitor, number, whole
 from explorer.app.runtime import UserInputError
 from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, ModelConfig, list_checkpoints,
                                  load_model, read_config)
@@ -268,42 +268,23 @@ class Settings:
     clip: bool
 
 
-def _choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise UserInputError(f"unknown {name} {value!r}; allowed: {', '.join(map(str, allowed))}")
-    return value
-
-
-def _number(name: str, value, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise UserInputError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
-    return float(value)
-
-
-def _whole(name: str, value, low: int, high: int, note: str = "") -> int:
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or int(value) != value or not low <= value <= high):
-        raise UserInputError(f"{name} must be a whole number from {low} to {high}{note}, got {value!r}")
-    return int(value)
-
-
 def sampler(method, variance, eta, spacing, steps, path: Path, config: ModelConfig) -> Sampler:
     """Check the sampler's controls for the checkpoint at `path`; raise UserInputError naming what is wrong."""
-    return Sampler(_choice("sampler", method, METHODS), _choice("variance", variance, VARIANCES),
-                   _number("eta", eta, 0.0, 1.0), _choice("spacing", spacing, SPACINGS),
-                   _whole("steps", steps, 1, config.T, f" (T = {config.T} for {path.name})"))
+    return Sampler(choice("sampler", method, METHODS), choice("variance", variance, VARIANCES),
+                   number("eta", eta, 0.0, 1.0), choice("spacing", spacing, SPACINGS),
+                   whole("steps", steps, 1, config.T, f" (T = {config.T} for {path.name})"))
 
 
 def settings(checkpoint, upload, objective, method, variance, eta, spacing, steps, label, guidance, seed, n,
              clip) -> Settings:
     """Check every control (in the order of CONTROLS); raise UserInputError naming what is wrong."""
-    guidance = _number("guidance", guidance, 0.0, MAX_GUIDANCE)
-    seed = _whole("seed", seed, 0, 2 ** 63 - 1)
-    n = _whole("the number of images", n, 1, MAX_IMAGES)
+    guidance = number("guidance", guidance, 0.0, MAX_GUIDANCE)
+    seed = whole("seed", seed, 0, 2 ** 63 - 1)
+    n = whole("the number of images", n, 1, MAX_IMAGES)
     path, config = resolve(checkpoint, upload, objective)
     plan = sampler(method, variance, eta, spacing, steps, path, config)
     if config.class_names:
-        _choice("class", label, [MIXED, *config.class_names])
+        choice("class", label, [MIXED, *config.class_names])
     elif label not in (MIXED, None) or guidance != 1:
         raise UserInputError(f"{path.name} is unconditional (trained without class labels): there is no class to "
                              f"choose and no classifier-free guidance. Leave the class on {MIXED!r} and guidance at "

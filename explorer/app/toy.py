@@ -41,7 +41,7 @@ import torch
 
 from explorer import checkpoint as checkpoints
 from explorer.app import plots, runtime
-from explorer.app.messages import for_visitor
+from explorer.app.messages import choice, for_visitor, number, whole
 from explorer.app.runtime import UserInputError
 from explorer.checkpoint import DiffusionModel, ModelConfig, list_checkpoints, load_model, read_config, save_model
 from explorer.data import TOY_DATASETS, sample_toy, toy_info, toy_mixture
@@ -97,24 +97,6 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": 
 
 # --- checking the controls -----------------------------------------------------------------------------------
 
-def _choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise UserInputError(f"unknown {name} {value!r}; allowed: {', '.join(map(str, allowed))}")
-    return value
-
-
-def _number(name: str, value, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise UserInputError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
-    return float(value)
-
-
-def _whole(name: str, value, low: int, high: int) -> int:
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or int(value) != value or not low <= value <= high):
-        raise UserInputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return int(value)
-
 
 @dataclass(frozen=True)
 class Setup:
@@ -128,11 +110,11 @@ class Setup:
 
 
 def setup(dataset, schedule, T, objective, source, trained) -> Setup:
-    _choice("dataset", dataset, TOY_DATASETS)
-    _choice("schedule", schedule, SCHEDULES)
-    _choice("objective", objective, OBJECTIVES)
-    _choice("model", source, SOURCES)
-    return Setup(dataset, schedule, _whole("T", T, 10, 4000), objective, source, trained or None)
+    choice("dataset", dataset, TOY_DATASETS)
+    choice("schedule", schedule, SCHEDULES)
+    choice("objective", objective, OBJECTIVES)
+    choice("model", source, SOURCES)
+    return Setup(dataset, schedule, whole("T", T, 10, 4000), objective, source, trained or None)
 
 
 @dataclass(frozen=True)
@@ -155,17 +137,17 @@ def sampler(su: Setup, n, seed, field_kind, method, steps, eta, spacing, varianc
     classes = toy_info(su.dataset)["class_names"]
     label = label or UNCONDITIONAL
     if classes:
-        _choice("class", label, [UNCONDITIONAL, MIXED, *classes])
+        choice("class", label, [UNCONDITIONAL, MIXED, *classes])
     elif label != UNCONDITIONAL:
         raise UserInputError(f"{su.dataset} has no classes: leave the class on {UNCONDITIONAL!r}")
-    guidance = _number("guidance", guidance, 0.0, MAX_GUIDANCE)
+    guidance = number("guidance", guidance, 0.0, MAX_GUIDANCE)
     if label == UNCONDITIONAL and guidance != 1:
         raise UserInputError("guidance needs a class: choose one (or mixed), or set guidance back to 1")
-    return Sampler(_whole("the number of particles", n, *PARTICLES), _whole("seed", seed, 0, 2 ** 63 - 1),
-                   _choice("field", field_kind, FIELDS), _choice("sampler", method, METHODS),
-                   _whole("steps", steps, 1, su.T), _number("eta", eta, 0.0, 1.0),
-                   _choice("spacing", spacing, SPACINGS),
-                   _choice("variance", variance, VARIANCES), label, guidance, bool(clip))
+    return Sampler(whole("the number of particles", n, *PARTICLES), whole("seed", seed, 0, 2 ** 63 - 1),
+                   choice("field", field_kind, FIELDS), choice("sampler", method, METHODS),
+                   whole("steps", steps, 1, su.T), number("eta", eta, 0.0, 1.0),
+                   choice("spacing", spacing, SPACINGS),
+                   choice("variance", variance, VARIANCES), label, guidance, bool(clip))
 
 
 # --- models --------------------------------------------------------------------------------------------------
@@ -349,7 +331,7 @@ def forward_view(dataset, schedule, T, objective, source, trained, t, n, seed, f
     Returns (figure, text)."""
     su = setup(dataset, schedule, T, objective, source, trained)
     s = sampler(su, n, seed, field_kind, method, min(steps, su.T), eta, spacing, variance, label, guidance, clip)
-    t = _whole("t", t, 0, su.T)
+    t = whole("t", t, 0, su.T)
     sched = _schedule(su.schedule, su.T)
     x0, y, eps = cloud(su.dataset, s.n, s.seed)
     x_t = q_sample(sched, x0, t, eps)  # seed 001, eq. 1
@@ -493,8 +475,8 @@ def train_updates(su: Setup, steps: int, seed: int, trained: str | None):
     loss curve, PREVIEW_N samples of the EMA weights (DDIM, PREVIEW_STEPS steps, clipped, fixed noise) and
     their distance to the data. The EMA weights are saved to this session's checkpoint at each update, so a
     stopped run keeps its last one."""
-    steps = _whole("training steps", steps, *TRAIN_STEPS)
-    seed = _whole("seed", seed, 0, 2 ** 63 - 1)
+    steps = whole("training steps", steps, *TRAIN_STEPS)
+    seed = whole("seed", seed, 0, 2 ** 63 - 1)
     folder = _session_folder(trained)
     out = folder / f"toy_{su.dataset}_{su.objective}_{su.schedule}_T{su.T}.safetensors"
     for old in folder.glob("*.safetensors"):
@@ -563,8 +545,8 @@ def redraw(dataset, schedule, T, objective, source, trained, t, n, seed, field_k
 def set_T(dataset, schedule, T, objective, source, trained, t, n, seed, field_kind, method, steps, eta, spacing,
           variance, label, guidance, clip, T_before):
     """A new T: t keeps its fraction of the process, the sampler's steps stay within T."""
-    T = _whole("T", T, 10, 4000)
-    t = min(T, round(_whole("t", t, 0, T_before) * T / T_before))
+    T = whole("T", T, 10, 4000)
+    t = min(T, round(whole("t", t, 0, T_before) * T / T_before))
     steps = min(int(steps), T)
     out = redraw(dataset, schedule, T, objective, source, trained, t, n, seed, field_kind, method, steps, eta,
                  spacing, variance, label, guidance, clip)
@@ -575,7 +557,7 @@ def set_T(dataset, schedule, T, objective, source, trained, t, n, seed, field_ki
 def choose_dataset(dataset, schedule, T, objective, source, trained, t, n, seed, field_kind, method, steps, eta,
                    spacing, variance, label, guidance, clip):
     """A new toy: its classes (if any) in the class list, then redraw."""
-    classes = toy_info(_choice("dataset", dataset, TOY_DATASETS))["class_names"]
+    classes = toy_info(choice("dataset", dataset, TOY_DATASETS))["class_names"]
     choices = [UNCONDITIONAL, *([MIXED, *classes] if classes else [])]
     label = label if label in choices else UNCONDITIONAL
     guidance = guidance if label != UNCONDITIONAL else 1.0
