@@ -35,8 +35,23 @@ class CheckpointError(ValueError):
     """A file that is not a readable diffusion-explorer checkpoint (the message says why)."""
 
 
+class JsonConfig:
+    """to_json / from_json for the config dataclasses stored in safetensors metadata; unknown keys are errors."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """Everything needed to rebuild a model from its weights."""
 
     net: str  # a kind of explorer.nets.NETS: "unet" or "mlp"
@@ -55,17 +70,6 @@ class ModelConfig:
             raise ValueError(f"unknown net kind {self.net!r}; allowed: {', '.join(NETS)}")
         check_objective(self.objective)
         make_schedule(self.schedule, self.T)  # validates name and T
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
-        data = json.loads(text)
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
 
 
 class DiffusionModel(nn.Module):

@@ -13,9 +13,8 @@ skips it). No pickle.
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from explorer.checkpoint import PRETRAINED_DIR, atomic_save
+from explorer.checkpoint import PRETRAINED_DIR, JsonConfig, atomic_save
 
 FORMAT = "diffusion-explorer-classifier"
 FORMAT_VERSION = "1"
@@ -35,7 +34,7 @@ class ClassifierError(ValueError):
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(JsonConfig):
     """Everything needed to rebuild the classifier from its weights."""
 
     in_channels: int = 1
@@ -68,17 +67,6 @@ class ClassifierConfig:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ClassifierConfig:
-        data = json.loads(text)
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
 
 
 class Classifier(nn.Module):
