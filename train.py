@@ -9,15 +9,20 @@ See `python train.py --help` for every option; the loop itself lives in explorer
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 
-from explorer.checkpoint import CheckpointError
-from explorer.data import IMAGE_DATASETS, TOY_DATASETS, DataUnavailableError
-from explorer.training import COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, TrainConfig, Trainer, TrainingError
-from explorer.nets.unet import UNET_PRESETS
-from explorer.parameterization import OBJECTIVES
-from explorer.schedules import SCHEDULES, T_RANGE
+# Before torch loads: OpenMP threads sleep instead of spinning while they wait. Same speed on a quiet machine
+# (bench/results/speed.md), and a training run sharing the CPUs with other work is not crushed by spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from explorer.checkpoint import CheckpointError  # noqa: E402
+from explorer.data import IMAGE_DATASETS, TOY_DATASETS, DataUnavailableError  # noqa: E402
+from explorer.training import COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, TrainConfig, Trainer, TrainingError  # noqa: E402
+from explorer.nets.unet import UNET_PRESETS  # noqa: E402
+from explorer.parameterization import OBJECTIVES  # noqa: E402
+from explorer.schedules import SCHEDULES, T_RANGE  # noqa: E402
 
 DEFAULTS = TrainConfig()
 
@@ -32,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--objective", default=d.objective, choices=OBJECTIVES, help="what the network predicts")
     p.add_argument("--schedule", default=d.schedule, choices=SCHEDULES, help="noise schedule")
     p.add_argument("--T", type=int, default=d.T, help=f"diffusion steps, {T_RANGE[0]}..{T_RANGE[1]}")
-    p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in total")
+    p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in total (the default model: about 75 min on 2 CPU cores)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=d.warmup, help="linear learning-rate warm-up steps")

@@ -12,9 +12,7 @@ every slider move. --write records the result in bench/results/forward_view.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -24,11 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
+from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
+
+from bench.conditions import conditions  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from explorer.app import forward as fv  # noqa: E402
@@ -76,11 +75,12 @@ def measure(controls: dict, repeats: int, seed: int) -> dict[str, float]:
             "served median": statistics.median(served), "cold": cold}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--write", action="store_true", help=f"record the result in {RESULT.relative_to(ROOT)}")
-    args = parser.parse_args()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo.png"
@@ -97,8 +97,6 @@ def main() -> None:
     for name, r in results.items():
         rows.append(f"| {name} | {TARGETS_MS[name]:.0f} ms | **{r['median']:.1f} ms** | {r['p90']:.1f} ms "
                     f"| {r['served median']:.1f} ms | {r['cold']:.0f} ms |")
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     report = "\n".join([
         "# Forward view: latency of one slider position",
         "",
@@ -107,20 +105,13 @@ def main() -> None:
         "",
         *rows,
         "",
-        f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {cpu}, {os.cpu_count()} CPUs visible, {len(os.sched_getaffinity(0))} in the affinity mask; "
-        f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (1 min; other "
-        "processes share the CPUs when it is above 0)",
-        f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.app.runtime, "
-        f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-        f"device for networks: {runtime.DEVICE.type}; numpy {np.__version__}, gradio {gr.__version__}, "
-        f"Python {platform.python_version()}",
-        f"- command: `{' '.join(['python', 'bench/forward_view.py', *sys.argv[1:]])}`",
+        *conditions("bench/forward_view.py", argv, load_before),
     ])
     sys.stdout.write(report + "\n")
     if args.write:
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(report + "\n")
+    return report
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Sample quality of the bundled image checkpoints: cFID and class accuracy per sampler, a guidance sweep, the ELBO.
 
-    python bench/quality.py [--n 2000] [--checkpoints pretrained/fashion_*.safetensors] [--device auto]
+    python bench/quality.py [--n 2000] [--ddpm-n 500] [--checkpoints pretrained/fashion_*.safetensors] [--device auto]
     python bench/quality.py --quick --checkpoints runs/tiny.safetensors --out-dir /tmp/quality   # seconds, for CI
 
 For each image checkpoint (config.net == "unet"; by default every one in pretrained/, other files are skipped
@@ -20,6 +20,8 @@ seed, hence the same x_T, for every config):
 
 Cost per checkpoint at N = 2000: about 5.8 M one-image network evaluations (the two full-T DDPM runs are 70 % of
 them); for the "small" UNet (~160 images/s on a 2-core CPU) that is ~10 h on a CPU, minutes on a GPU.
+`--ddpm-n M` measures the full-T DDPM rows with M samples instead (their cost scales with M) and, so that the
+"DPM-Solver++-10 vs DDPM" target compares like with like, DPM-Solver++-10 and the real-vs-real floor at M too.
 
 Writes <out-dir>/quality.md, <out-dir>/elbo_<name>.csv and <out-dir>/quality.json. The JSON keeps every
 measured row under a key made of the checkpoint's and classifier's hashes, device, N, seed, batch size and sampler
@@ -164,7 +166,7 @@ def fmt(value, spec=".2f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def target_rows(reports: list[dict], floor: float) -> list[list[str]]:
+def target_rows(reports: list[dict], floor: float, ddpm_n: int) -> list[list[str]]:
     """Rows of the targets table: target, checkpoint, measured, goal, verdict with margin ("not measured" when
     `--only` left out a config the target needs)."""
     measured = [(r["rows"][r["reference"]]["cfid"] / floor, r["reference"], r["name"]) for r in reports
@@ -174,7 +176,7 @@ def target_rows(reports: list[dict], floor: float) -> list[list[str]]:
                     hint="longer training or a larger net (if the full-T DDPM rows are far from the floor too, "
                     "the model, not the sampler, is the limit)")]
     for r in reports:
-        dpm = r["rows"].get("dpm-solver++-10")
+        dpm = r["rows"].get(f"dpm-solver++-10@N={ddpm_n}", r["rows"].get("dpm-solver++-10"))  # at DDPM's N
         ddpm = [row["cfid"] for key, row in r["rows"].items() if key.startswith("ddpm-")]
         rows.append(verdict("dpm-solver++-10: cFID / best full-T DDPM", r["name"],
                             dpm["cfid"] / min(ddpm) if dpm and ddpm else None, TARGETS["dpm10_ddpm"], lower=True,
@@ -209,7 +211,8 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
 
 
-def report(args, command, device, classifier, n, floor, reports, skipped) -> str:
+def report(args, command, device, classifier, n, floors, reports, skipped) -> str:
+    floor = floors[n]
     training = classifier.config.training
     lines = [
         "# Sample quality of the bundled checkpoints", "",
@@ -224,9 +227,9 @@ def report(args, command, device, classifier, n, floor, reports, skipped) -> str
         "Guidance convention: out = out_null + w (out_cond - out_null); w = 1 is the plain conditional model, "
         "w = 0 the unconditional one, w > 1 pushes further toward the class. Class accuracy is the share of "
         "samples the classifier labels as the class asked for.", "",
-        f"**Real-vs-real floor (train vs test, N = {n}): {floor:.3f}**", "",
+        *(f"**Real-vs-real floor (train vs test, N = {m}): {f:.3f}**" for m, f in sorted(floors.items())), "",
         "## Targets", "",
-        *table(["target", "checkpoint", "measured", "goal", "verdict"], target_rows(reports, floor)), "",
+        *table(["target", "checkpoint", "measured", "goal", "verdict"], target_rows(reports, floor, args.ddpm_n)), "",
     ]
     for r in reports:
         c = r["config"]
@@ -234,10 +237,11 @@ def report(args, command, device, classifier, n, floor, reports, skipped) -> str
                   f"{c.objective} objective, {c.schedule} schedule, T = {c.T}, {c.step} training steps, "
                   f"{r['params']:,} parameters, sha256 {r['hash']}.", "",
                   "### Samplers (guidance 1)", ""]
-        sampler_rows = [[key, row["calls"], fmt(row["cfid"], ".3f"), fmt(row["cfid"] / floor),
+        sampler_rows = [[key, row["calls"], row["n"], fmt(row["cfid"], ".3f"), fmt(row["cfid"] / floors[row["n"]]),
                          fmt(row["accuracy"], ".3f"), fmt(row["seconds"], ".1f")]
                         for key, row in r["rows"].items() if "samplers" in row["parts"]]
-        lines += table(["sampler", "model calls", "cFID", "cFID / floor", "class acc", "time s"], sampler_rows)
+        lines += table(["sampler", "model calls", "N", "cFID", "cFID / floor at N", "class acc", "time s"],
+                       sampler_rows)
         sweep_rows = [[fmt(row["guidance"], "g"), fmt(row["cfid"], ".3f"), fmt(row["cfid"] / floor),
                        fmt(row["accuracy"], ".3f"), fmt(row["seconds"], ".1f")]
                       for row in sorted(r["rows"].values(), key=lambda row: row["guidance"])
@@ -262,6 +266,8 @@ def parse_args(argv):
     parser.add_argument("--n", type=int, default=None, help=f"samples per config (default {FULL_N}, quick {QUICK_N})")
     parser.add_argument("--checkpoints", nargs="*", default=None, help="files (default: every file in pretrained/)")
     parser.add_argument("--quick", action="store_true", help="tiny N and few configs, for a test")
+    parser.add_argument("--ddpm-n", type=int, default=None,
+                        help="samples for the full-T DDPM rows and their DPM-Solver++-10 / floor pair (default N)")
     parser.add_argument("--only", default=None, help="comma-separated config labels to run (e.g. ddim-50-eta0)")
     parser.add_argument("--classifier", default=str(DEFAULT_PATH))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -273,6 +279,9 @@ def parse_args(argv):
     parser.add_argument("--out-dir", default=str(RESULTS))
     args = parser.parse_args(argv)
     args.n = args.n or (QUICK_N if args.quick else FULL_N)
+    args.ddpm_n = args.ddpm_n or args.n
+    if min(args.n, args.ddpm_n) < 2:
+        parser.error("--n and --ddpm-n must be at least 2 (a covariance needs two samples)")
     args.elbo_n = args.elbo_n or (8 if args.quick else 1000)
     return args
 
@@ -289,10 +298,11 @@ def main(argv: list[str] | None = None) -> Path:
     dataset = classifier.config.dataset
     x_train, y_train, _ = load_image_tensors(dataset, train=True, root=args.data_root)
     x_test, y_test, _ = load_image_tensors(dataset, train=False, root=args.data_root)
-    test_idx = balanced_indices(y_test, args.n, args.seed)
-    test_stats = feature_stats(classifier_features(classifier, x_test[test_idx]))
-    train_stats = feature_stats(classifier_features(classifier, x_train[balanced_indices(y_train, args.n, args.seed)]))
-    floor = frechet_distance(*train_stats, *test_stats)
+    test_stats, floors = {}, {}
+    for m in {args.n, args.ddpm_n}:
+        test_stats[m] = feature_stats(classifier_features(classifier, x_test[balanced_indices(y_test, m, args.seed)]))
+        train = feature_stats(classifier_features(classifier, x_train[balanced_indices(y_train, m, args.seed)]))
+        floors[m] = frechet_distance(*train, *test_stats[m])
     elbo_idx = balanced_indices(y_test, args.elbo_n, args.seed + 1)
     only = set(args.only.split(",")) if args.only else None
     cache = Cache(out_dir / "quality.json")
@@ -314,22 +324,28 @@ def main(argv: list[str] | None = None) -> Path:
             continue
         model = load_model(path, device)
         digest = file_hash(path)
-        prefix = f"{digest}|{judge}|{device.type}|n={args.n}|seed={args.seed}|batch={args.batch_size}|"
         samplers, sweep = sampler_configs(config.T, args.quick)
         known = {label(o) for o in samplers + sweep}
         if only is not None and not only <= known:
             raise ValueError(f"--only: unknown config label(s) {', '.join(sorted(only - known))} for {path.name}; "
                              f"its configs: {', '.join(sorted(known))}")
+        jobs = [*((o, "samplers") for o in samplers), *((o, "sweep") for o in sweep)]
+        if args.ddpm_n != args.n:  # DPM-Solver++-10 at DDPM's N too, for the target comparing the two
+            jobs += [(o, "samplers") for o in samplers if label(o) == "dpm-solver++-10"]
         rows = {}
-        for options, part in [*((o, "samplers") for o in samplers), *((o, "sweep") for o in sweep)]:
-            name = label(options)
-            if only is not None and name not in only:
+        for i, (options, part) in enumerate(jobs):
+            extra = i >= len(samplers) + len(sweep)
+            n = args.ddpm_n if options["method"] == "ddpm" or extra else args.n
+            name = label(options) + (f"@N={n}" if extra else "")
+            if only is not None and label(options) not in only:
                 continue
             if name not in rows:  # the sweep's w = 1 is also a sampler row: measured once
-                row = cache.get_or_measure(prefix + json.dumps(options, sort_keys=True), lambda o=options:
-                                           measure_sampler(model, classifier, o, test_stats, args.n, args.seed,
-                                                           args.batch_size))
-                rows[name] = {**row, "calls": options["steps"], "guidance": options["guidance"], "parts": []}
+                key = (f"{digest}|{judge}|{device.type}|n={n}|seed={args.seed}|batch={args.batch_size}|"
+                       + json.dumps(options, sort_keys=True))
+                row = cache.get_or_measure(key, lambda o=options, n=n: measure_sampler(
+                    model, classifier, o, test_stats[n], n, args.seed, args.batch_size))
+                rows[name] = {**row, "calls": options["steps"], "guidance": options["guidance"], "n": n,
+                              "parts": []}
             rows[name]["parts"].append(part)
         t_stride = args.t_stride or (max(1, config.T // 5) if args.quick else 10)
         curve = cache.get_or_measure(f"{digest}|{device.type}|elbo|n={args.elbo_n}|seed={args.seed}|"
@@ -341,7 +357,7 @@ def main(argv: list[str] | None = None) -> Path:
                         "t_stride": t_stride})
 
     md = out_dir / "quality.md"
-    md.write_text(report(args, command, device, classifier, args.n, floor, reports, skipped))
+    md.write_text(report(args, command, device, classifier, args.n, floors, reports, skipped))
     return md
 
 

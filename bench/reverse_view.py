@@ -24,9 +24,7 @@ headless Chromium (CHROMIUM_PATH or chromium).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -39,10 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
+from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
+
+from bench.conditions import conditions  # noqa: E402
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
@@ -97,15 +96,15 @@ class NetworkTimer:
         return n, total
 
 
-def controls(name: str, objective: str, steps: int = STEPS, seed: int = 0) -> list:
+def controls(name: str, objective: str, steps: int | None = None, seed: int = 0) -> list:
     values = {**rv.DEFAULTS, "checkpoint": name, "upload": None, "objective": objective, "method": "ddim",
-              "steps": steps, "n": IMAGES, "seed": seed}
+              "steps": steps or STEPS, "n": IMAGES, "seed": seed}
     return [values[key] for key in rv.CONTROLS]
 
 
 @torch.inference_mode()
 def pure_compute(model, objective_controls: list) -> float:
-    """Seconds for DDIM-50's network calls alone: batch 16 at its timesteps, with its labels."""
+    """Seconds for DDIM-50's network calls alone (STEPS calls of batch IMAGES) at its timesteps, with its labels."""
     s = rv.settings(*objective_controls)
     x = torch.randn(IMAGES, *model.sample_shape, device=runtime.DEVICE)
     y = rv.labels(s, runtime.DEVICE)
@@ -171,13 +170,20 @@ def browser_first_frames(url: str, repeats: int) -> list[float]:
     return times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--first-frames", type=int, default=10)
     parser.add_argument("--browser", action="store_true", help="also time click-to-picture in headless Chromium")
     parser.add_argument("--write", action="store_true", help=f"record the result in {RESULT.relative_to(ROOT)}")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true",
+                        help="DDIM-4 on 2 images, one round, one first frame: checks the harness, not speed")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.quick:
+        global STEPS, IMAGES
+        STEPS, IMAGES = 4, 2
+        args.rounds, args.first_frames = 1, 1
     load_before = os.getloadavg()[0]
     found = rv.bundled()
     if not found:
@@ -222,7 +228,7 @@ def main() -> None:
     ratios = {"handler": [r["handler"] / r["handler_net"] for r in rounds],
               "served": [r["served"] / r["served_net"] for r in rounds],
               "served_pure": [r["served"] / r["pure"] for r in rounds]}
-    rows = ["| round | pure compute (50 calls) | handler wall | its network calls | handler ratio "
+    rows = [f"| round | pure compute ({STEPS} calls) | handler wall | its network calls | handler ratio "
             "| served wall | its network calls | served ratio | served / pure |",
             "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(rounds, 1):
@@ -243,20 +249,18 @@ def main() -> None:
     if clicks:
         first_rows.append(f"- in headless Chromium (click on Generate to x_T's picture loaded; {len(clicks)} runs): "
                           f"median **{statistics.median(clicks) * 1e3:.0f} ms**, max {max(clicks) * 1e3:.0f} ms")
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     report = "\n".join([
-        "# Reverse view: first frame and a DDIM-50 run of 16 images",
+        f"# Reverse view: first frame and a DDIM-{STEPS} run of {IMAGES} images",
         "",
         "Produced by `bench/reverse_view.py` (see its docstring for what is timed). Checkpoint "
         f"`{name}` ({config.net} {config.net_config.get('channels')}, {config.dataset}, predicts {config.objective}, "
         f"{config.schedule}, T = {config.T}); DDIM, eta = 0, {STEPS} steps, {IMAGES} images "
         f"{'x'.join(map(str, config.sample_shape))}, guidance w = 1 (one network call per step), every step "
-        "streamed as a frame (51 frames with x_T).",
+        f"streamed as a frame ({STEPS + 1} frames with x_T).",
         "",
-        "## DDIM-50, 16 images: wall time against the network's own time",
+        f"## DDIM-{STEPS}, {IMAGES} images: wall time against the network's own time",
         "",
-        "Ratio = wall time of the run / sum of its 50 network calls (timed by hooks inside that same run). "
+        f"Ratio = wall time of the run / sum of its {STEPS} network calls (timed by hooks inside that same run). "
         "Rounds interleave the three measurements.",
         "",
         *rows,
@@ -270,26 +274,20 @@ def main() -> None:
         "The load average below says how many other processes wanted the two CPUs (training runs and test suites "
         "shared this machine): above 2 every absolute time here is inflated and noisy, by a factor of two to four "
         "at the loads seen while writing this view. The ratios compare measurements taken side by side in the same "
-        "run and hold better. The served run's client (gradio_client, parsing 51 frames of server-sent events) "
+        f"run and hold better. The served run's client (gradio_client, parsing {STEPS + 1} frames of server-sent "
+        "events) "
         "runs in the app's own process and on the same two CPUs, so its cost is inside the served ratio; a "
         "browser on another machine would not add it.",
         "",
         "## Conditions",
         "",
-        f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {cpu}, {os.cpu_count()} CPUs visible, {len(os.sched_getaffinity(0))} in the affinity mask; "
-        f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (1 min; other "
-        "processes share the CPUs when it is above 0)",
-        f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.app.runtime, "
-        f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-        f"device: {runtime.DEVICE.type}; numpy {np.__version__}, gradio {gr.__version__}, "
-        f"Python {platform.python_version()}",
-        f"- command: `{' '.join(['python', 'bench/reverse_view.py', *sys.argv[1:]])}`",
+        *conditions("bench/reverse_view.py", argv, load_before),
     ])
     sys.stdout.write(report + "\n")
     if args.write:
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(report + "\n")
+    return report
 
 
 if __name__ == "__main__":

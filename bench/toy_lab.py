@@ -22,9 +22,7 @@ Threads are set as the app sets them (explorer.app.runtime: CPU_CORES, else the 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,7 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
+from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
+
+from bench.conditions import conditions  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
@@ -95,12 +95,16 @@ def training(seed: int, steps: int) -> list[tuple[int, float, float, float, floa
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=1500)
     parser.add_argument("--write", action="store_true", help=f"record the result in {RESULT.relative_to(ROOT)}")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="one round, 50 training steps: checks the harness")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.train_steps = 1, 50
     load_before = os.getloadavg()[0]
     cold = clock(lambda: handler(1))
     firsts = [first_frame(50 + i) for i in range(5)]
@@ -133,8 +137,6 @@ def main() -> None:
         hit = next(((s, tr, w) for s, tr, w, e, _ in updates if e <= GOOD_ENERGY), None)
         when = f"**step {hit[0]}, {hit[1]:.1f} s training, {hit[2]:.1f} s wall**" if hit else "not reached"
         fit_rows.append(f"| {seed} | {trail} | {when} | {updates[-1][3]:.4f} / {updates[-1][4]:.3f} |")
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     report = "\n".join([
         "# 2D toy lab: a 2000-particle DDIM-50 stream and live training",
         "",
@@ -166,19 +168,13 @@ def main() -> None:
         "",
         "## Conditions",
         "",
-        f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {cpu}, {os.cpu_count()} CPUs visible, {len(os.sched_getaffinity(0))} in the affinity mask; "
-        f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (1 min; other "
-        "processes share the CPUs when it is above 0)",
-        f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.app.runtime, "
-        f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-        f"device: {runtime.DEVICE.type}; gradio {gr.__version__}, Python {platform.python_version()}",
-        f"- command: `{' '.join(['python', 'bench/toy_lab.py', *sys.argv[1:]])}`",
+        *conditions("bench/toy_lab.py", argv, load_before),
     ])
     sys.stdout.write(report + "\n")
     if args.write:
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(report + "\n")
+    return report
 
 
 if __name__ == "__main__":

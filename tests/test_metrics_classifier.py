@@ -248,3 +248,15 @@ def test_quality_benchmark_quick(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "measure_sampler", no_new_measurements)
     monkeypatch.setattr(bench, "measure_elbo", no_new_measurements)
     assert bench.main(argv).read_text() == text
+
+
+def test_quality_benchmark_fewer_samples_for_full_t_ddpm(tiny_checkpoint, tmp_path):
+    """--ddpm-n: the full-T DDPM rows, DPM-Solver++-10 beside them and the floor, all at the smaller N."""
+    bench = load_bench()
+    text = bench.main(["--quick", "--ddpm-n", "10", "--checkpoints", str(tiny_checkpoint),
+                       "--out-dir", str(tmp_path)]).read_text()
+    assert "Real-vs-real floor (train vs test, N = 10)" in text and "(train vs test, N = 20)" in text
+    assert "| ddpm-50-beta_tilde | 50 | 10 |" in text and "| dpm-solver++-10@N=10 | 10 | 10 |" in text
+    assert "| dpm-solver++-10 | 10 | 20 |" in text and "| ddim-10-eta0 | 10 | 20 |" in text
+    cached = json.loads((tmp_path / "quality.json").read_text())
+    assert sum("|n=10|" in key for key in cached) == 2

@@ -151,6 +151,23 @@ def test_count_flops_scales_with_batch():
     assert count_flops(MLP(), torch.randn(10, 2), torch.rand(10)) > 0
 
 
+def test_count_flops_exact_for_a_conv_and_a_linear():
+    """2 FLOPs per multiply-add: a 3x3 conv C_in -> C_out on H x W costs 2 * B * H * W * C_out * C_in * 9."""
+
+    class Two(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+            self.fc = torch.nn.Linear(7, 11)
+
+        def forward(self, x, s, y=None):
+            return self.conv(x), self.fc(s)
+
+    B, H, W = 2, 6, 4
+    flops = count_flops(Two(), torch.randn(B, 3, H, W), torch.randn(B, 7))
+    assert flops == 2 * B * H * W * 5 * 3 * 9 + 2 * B * 7 * 11
+
+
 def test_build_net():
     net = build_net("unet", TINY.to_dict())
     assert isinstance(net, UNet) and net.config == TINY

@@ -1,0 +1,43 @@
+"""The "Conditions" lines every benchmark report ends with: date, machine and its load, threads, versions, command.
+
+Import after explorer.app.runtime (which sets the app's threads and OpenMP policy before torch loads).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what platform knows."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def conditions(script: str, argv: list[str], load_before: float, extra: str = "") -> list[str]:
+    """Markdown bullet lines: when, where (with the load average around the run), with what, and how to rerun."""
+    import gradio
+    import numpy
+
+    from explorer.app import runtime
+
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {cpu_name()}, {os.cpu_count()} CPUs visible, {affinity} in the affinity mask; load average "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (1 min; other processes share the "
+        "CPUs when it is above 0)",
+        f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.app.runtime, "
+        f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"device: {runtime.DEVICE.type}; numpy {numpy.__version__}, gradio {gradio.__version__}, "
+        f"Python {platform.python_version()}{extra}",
+        f"- command: `{' '.join(['python', script, *argv])}`",
+    ]
