@@ -25,10 +25,8 @@ The peer's weights are random: only speed is compared, and a network's speed doe
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -41,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
+
+from bench.conditions import conditions  # noqa: E402
 
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
@@ -355,6 +355,44 @@ def quick_model() -> DiffusionModel:
     return DiffusionModel(net, config).to(runtime.DEVICE).eval()
 
 
+def verdict(met: bool) -> str:
+    return "met" if met else "missed"
+
+
+def findings(r: dict) -> list[str]:
+    """The measured verdicts on issue 8's goals, computed from the numbers below (no hand-written numbers)."""
+    peak, t = r["peak"], r["training"]
+    ours = {(row["batch"], row["sampler"]): row for row in r["sampling"] if row["who"] == "ours"}
+    ddim = [k for k in ours if k[1].startswith("DDIM")]
+    lines = []
+    for batch, goal in ((16, 0.85), (1, 0.60)):
+        row = next((ours[k] for k in ddim if k[0] == batch), None)
+        if row:
+            lines.append(f"- Efficiency at batch {batch} ({row['sampler']}): {100 * row['peak_share']:.0f}% of the "
+                         f"matmul peak (goal {100 * goal:.0f}%): **{verdict(row['peak_share'] >= goal)}**;"
+                         f" {row['vs_peer']:.2f}x the diffusers peer's speed.")
+    plain = t["img_s"]["plain"] * t["gflop_per_image"]["plain"]
+    lines.append(f"- Training: ours {t['img_s']['ours'] / t['img_s']['plain']:.2f}x the plain eager loop (goal 2x). "
+                 f"The plain loop already runs at {100 * plain / peak:.0f}% of the matmul peak, so 2x on the same "
+                 f"network would need {200 * plain / peak:.0f}% of it: only less arithmetic per image (a leaner "
+                 f"network) can double images/s here. Against the diffusers peer in the same loop: "
+                 f"{t['img_s']['ours'] / t['img_s']['diffusers']:.2f}x.")
+    best = min(r["grid"], key=lambda g: g["wall"])
+    per_call = best["wall"] / best["calls"]
+    lines.append(f"- Classroom grid: fastest measured {best['method']}-{best['steps']} (guidance {best['guidance']:g}) "
+                 f"in {best['wall']:.2f} s (goal {GRID_TARGET_S} s: **{verdict(best['wall'] <= GRID_TARGET_S)}**)"
+                 f"; at {1e3 * per_call:.0f} ms per batch-16 call the goal allows {GRID_TARGET_S / per_call:.1f} "
+                 "calls.")
+    passive, default = (r["omp"].get((name, False)) for name in list(WAIT_POLICIES)[:2])
+    if passive and default:
+        busy_p, busy_d = (r["omp"][(name, True)] for name in list(WAIT_POLICIES)[:2])
+        lines.append(f"- OpenMP passive waiting (the app's choice) makes an idle machine's batch-1 call "
+                     f"{passive['1'] / default['1']:.1f}x slower than the default spin-then-sleep, and spares a "
+                     f"busy one a {busy_d['1'] / busy_p['1']:.1f}x slowdown (batch 16: "
+                     f"{busy_d['16'] / busy_p['16']:.1f}x).")
+    return lines
+
+
 def report(r: dict) -> str:
     peak = r["peak"]
     samp = ["| network | batch | sampler | wall | per model call | GFLOP per call | achieved GFLOP/s "
@@ -368,7 +406,8 @@ def report(r: dict) -> str:
     names = {"ours": "ours (Trainer.train_step: compile when it pays, EMA, clipping)",
              "plain": "plain eager loop, same network", "diffusers": "diffusers peer in the same plain loop"}
     train = ["| loop | images/s | vs plain eager | GFLOP per image (forward + backward) | achieved GFLOP/s "
-             "| share of matmul peak | peak RSS over 3 steps (fresh process, data loaded) |", "|---|---|---|---|---|---|---|"]
+             "| share of matmul peak | peak RSS over 3 steps (fresh process, data loaded) |",
+             "|---|---|---|---|---|---|---|"]
     for k, label in names.items():
         achieved = t["img_s"][k] * t["gflop_per_image"][k]
         train.append(f"| {label} | {t['img_s'][k]:.1f} | {t['img_s'][k] / t['img_s']['plain']:.2f}x "
@@ -378,7 +417,7 @@ def report(r: dict) -> str:
             "|---|---|---|---|---|"]
     for g in r["grid"]:
         grid.append(f"| {g['method']}-{g['steps']} | {g['calls']} | {g['guidance']:g} | {g['wall']:.2f} s "
-                    f"| {'met' if g['wall'] <= GRID_TARGET_S else 'missed'} |")
+                    f"| {verdict(g['wall'] <= GRID_TARGET_S)} |")
     prof = []
     for what, p in r["profile"].items():
         prof += [f"{what}: {p['per_call_ms']:.1f} ms each; operators' self time covers "
@@ -393,20 +432,18 @@ def report(r: dict) -> str:
         idle, busy = r["omp"][(name, False)], r["omp"][(name, True)]
         omp.append(f"| {name} | {idle['1']:.1f} ms | {idle['16']:.1f} ms | {busy['1']:.1f} ms | {busy['16']:.1f} ms |")
     app = r["app"]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "") if Path("/proc/cpuinfo").exists() else ""
     return "\n".join([
         "# Speed: ours against diffusers and against the machine's peak",
         "",
-        f"Produced by `{r['command']}` in one process (see `bench/speed.py` for what is timed).",
+        "Produced by `bench/speed.py` in one process (see its docstring for what is timed). Our network: "
+        f"{r['ours_name']}, {r['ours_params']:,} parameters; the diffusers peer: UNet2DModel {r['peer_desc']}, "
+        f"{r['peer_params']:,} parameters.",
         "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {cpu or platform.processor()}, {os.cpu_count()} CPUs visible; load average "
-        f"{r['load'][0]:.1f} before and {os.getloadavg()[0]:.1f} after (1 min)",
-        f"- torch {torch.__version__} on {runtime.DEVICE.type} with {torch.get_num_threads()} threads (the app's "
-        f"settings, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}); diffusers {r['diffusers']}",
-        f"- our network: {r['ours_name']}, {r['ours_params']:,} parameters; diffusers peer: UNet2DModel "
-        f"{r['peer_desc']}, {r['peer_params']:,} parameters",
+        *conditions("bench/speed.py", r["argv"], r["load"][0], extra=f", diffusers {r['diffusers']}"),
+        "",
+        "## What the numbers say",
+        "",
+        *findings(r),
         "",
         "## Peak",
         "",
@@ -467,8 +504,7 @@ def main(argv=None) -> int:
         return 0
     import diffusers
 
-    r = {"load": os.getloadavg(), "diffusers": diffusers.__version__,
-         "command": "python bench/speed.py" + (" --quick" if args.quick else "")}
+    r = {"load": os.getloadavg(), "diffusers": diffusers.__version__, "argv": sys.argv[1:] if argv is None else argv}
     peer = PeerNet(peer_config, model.schedule.T).to(runtime.DEVICE).eval()
     r["ours_name"] = "untrained tiny UNet (quick mode)" if args.quick else f"`{DEFAULT_CHECKPOINT.name}` (preset small)"
     r["ours_params"], r["peer_params"] = count_parameters(model.net), count_parameters(peer)
@@ -484,7 +520,8 @@ def main(argv=None) -> int:
                     for b in (1, 16)}
     r["omp"] = wait_policy(args.quick)
     r["app"] = app_latency(4 if args.quick else 100)
-    r["training"] = {**training(model_name, batch, t_rounds, per_round, compile_mode, peer_config, 1 if args.quick else 2),
+    profile_steps = 1 if args.quick else 2
+    r["training"] = {**training(model_name, batch, t_rounds, per_round, compile_mode, peer_config, profile_steps),
                      "batch": batch}
     r["profile"][f"Training step, batch {batch} (plain eager loop)"] = r["training"]["profile"]
     r["rss"] = peak_rss_mb(["ours", "plain", "diffusers"], args.quick)
