@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> str:
     found = rv.bundled()
     if not found:
         sys.exit(f"no bundled image checkpoint in {rv.PRETRAINED}")
-    name, config = next(iter(found.items()))
+    name = rv.default_name(found)
+    config = found[name]
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy2(rv.PRETRAINED / name, tmp)
         rv.PRETRAINED = Path(tmp)

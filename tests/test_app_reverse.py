@@ -448,3 +448,10 @@ def test_stop_and_the_queue(client, app_url, ckpts, calls, monkeypatch):
     after_cancel = calls.n
     time.sleep(0.5)
     assert calls.n == after_cancel  # the cancelled run makes no more calls
+
+
+def test_the_view_opens_on_the_v_model_when_bundled():
+    found = {"a_eps.safetensors": None, rv.DEFAULT_CHECKPOINT: None, "z_x0.safetensors": None}
+    assert rv.default_name(found) == rv.DEFAULT_CHECKPOINT
+    assert rv.default_name({"a_eps.safetensors": None, "z_x0.safetensors": None}) == "a_eps.safetensors"
+    assert rv.default_name({}) is None

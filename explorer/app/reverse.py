@@ -50,6 +50,7 @@ from explorer.schedules import NoiseSchedule, make_schedule
 
 TITLE = "Reverse process"
 PRETRAINED = PRETRAINED_DIR  # bundled checkpoints are listed from here
+DEFAULT_CHECKPOINT = "fashion_v_cosine.safetensors"  # the view opens on it when bundled, else on the first file
 UPLOAD = "your upload"
 MIXED = "mixed (one of each class)"
 MAX_UPLOAD_BYTES = 20 << 20  # as the app's max_file_size; bundled checkpoints are < 10 MB
@@ -109,6 +110,11 @@ def bundled() -> dict[str, ModelConfig]:
 @functools.lru_cache(maxsize=4)
 def _bundled(folder: Path, mtime_ns: int) -> tuple[tuple[str, ModelConfig], ...]:
     return tuple((path.name, config) for path, config in list_checkpoints(folder) if is_image(config))
+
+
+def default_name(found: dict[str, ModelConfig]) -> str | None:
+    """The checkpoint the view starts from (and returns to when an upload is removed)."""
+    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in found else next(iter(found), None)
 
 
 def choice_label(name: str, config: ModelConfig) -> str:
@@ -674,11 +680,11 @@ def use_upload(upload, steps, steps_b, label):
 
 @for_visitor
 def drop_upload(steps, steps_b, label):
-    """The upload was removed: back to the first bundled checkpoint."""
+    """The upload was removed: back to the default bundled checkpoint."""
     found = bundled()
     if not found:
         return gr.Dropdown(choices=checkpoint_choices(), value=UPLOAD), *([gr.skip()] * 8)
-    name = next(iter(found))
+    name = default_name(found)
     return (gr.Dropdown(choices=checkpoint_choices(), value=name),
             *checkpoint_controls(PRETRAINED / name, found[name], steps, steps_b, label))
 
@@ -687,18 +693,18 @@ def build() -> None:
     """Create the view's components and events inside the current gr.Tab."""
     d, db = DEFAULTS, DEFAULTS_B
     found = bundled()
-    first = next(iter(found), None)
-    config = found.get(first)
+    start = default_name(found)
+    config = found.get(start)
     T = config.T if config else 1000
     classes = list(config.class_names) if config else []
     plan = Sampler(d["method"], d["variance"], d["eta"], d["spacing"], min(d["steps"], T))
     figure = sigma_figure(config, [("", plan)]) if config else None
-    info = model_info(PRETRAINED / first, config) if config else \
+    info = model_info(PRETRAINED / start, config) if config else \
         f"No bundled image checkpoint in {PRETRAINED.name}/: upload one (train it with train.py)."
     grid_style = ["pixelated", "reverse-grid"]
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            checkpoint = gr.Dropdown(checkpoint_choices(), value=first or UPLOAD, label="Checkpoint",
+            checkpoint = gr.Dropdown(checkpoint_choices(), value=start or UPLOAD, label="Checkpoint",
                                      elem_id="reverse-checkpoint")
             objective = gr.Radio(list(OBJECTIVES), value=config.objective if config else "eps",
                                  label="The network predicts (switches to the checkpoint trained for it)",
