@@ -95,8 +95,8 @@ def sampler_configs(T: int, quick: bool) -> tuple[list[dict], list[dict]]:
         samplers += [{"method": "ddim", "steps": s, "eta": e} for s in (10, 20, 50, 100) for e in (0.0, 0.5, 1.0)]
         samplers += [{"method": "dpm-solver++", "steps": s} for s in (5, 10, 20)]
         guidances = GUIDANCES
-    capped = [{**o, "steps": min(o["steps"], T), "guidance": 1.0} for o in samplers]
-    sweep = [{**reference, "steps": min(reference["steps"], T), "guidance": w} for w in guidances]
+    capped = [{**o, "steps": min(o["steps"], T), "guidance": 1.0, "clip_x0": True} for o in samplers]
+    sweep = [{**reference, "steps": min(reference["steps"], T), "guidance": w, "clip_x0": True} for w in guidances]
     return capped, sweep
 
 
@@ -221,7 +221,9 @@ def report(args, command, device, classifier, n, floors, reports, skipped) -> st
         f"cFID: Frechet distance between the reference classifier's {classifier.config.feature_dim}-dim "
         f"penultimate features of N = {n} class-balanced samples and N class-balanced test images "
         f"(`{Path(args.classifier).name}`, test accuracy {fmt(training.get('test_accuracy'), '.4f')}). "
-        f"Samples are clamped to [-1, 1] and rounded to 8 bits; every config starts from the same x_T "
+        "Every sampler clips x0_hat to [-1, 1] at each step (DDPM's practice and the app's default: without it "
+        "an eps model on the cosine schedule divides its error by sqrt(alpha_bar_T) = 4.9e-5 at t = T); samples "
+        f"are clamped to [-1, 1] and rounded to 8 bits; every config starts from the same x_T "
         f"(seed {args.seed}). The floor is the cFID of N training images against the same N test images: "
         "a sampler cannot be expected to beat it at this N.", "",
         "Guidance convention: out = out_null + w (out_cond - out_null); w = 1 is the plain conditional model, "

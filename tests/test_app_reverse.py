@@ -455,3 +455,17 @@ def test_the_view_opens_on_the_v_model_when_bundled():
     assert rv.default_name(found) == rv.DEFAULT_CHECKPOINT
     assert rv.default_name({"a_eps.safetensors": None, "z_x0.safetensors": None}) == "a_eps.safetensors"
     assert rv.default_name({}) is None
+
+
+def test_an_exploding_eps_model_is_explained_and_clipping_tames_it(ckpts):
+    """Cosine T = 1000: sqrt(alpha_bar_T) = 4.9e-5, so an eps model's x0_hat at t = T carries its error times
+    ~2e4 and the unclipped run leaves the image range; the status says why and what to do."""
+    slow = str(ckpts.up / "slow_eps.safetensors")
+    *_, last = rv.generate(*controls(checkpoint=rv.UPLOAD, upload=slow, steps=5, clip=False))
+    assert "far outside the image range" in last[2] and "2.03e+04 at t = 1000" in last[2]
+    *_, last = rv.generate(*controls(checkpoint=rv.UPLOAD, upload=slow, steps=5, clip=True))
+    assert "far outside" not in last[2] and "x̂₀ clipped" in last[2]
+
+
+def test_the_view_clips_x0_hat_by_default():
+    assert rv.DEFAULTS["clip"] is True and rv.DEFAULTS_B["clip"] is True

@@ -67,12 +67,13 @@ KEEP_S = 3600  # result files older than this are deleted when a new run saves i
 OUT_DIR = Path(tempfile.gettempdir()) / "diffusion-explorer-reverse"
 RUN_GROUP = "reverse-run"  # Generate and Compare share one slot: one run at a time, the others wait in the queue
 CURVE_POINTS = 250
+BLOW_UP = 10.0  # |x0_hat| beyond this (images live in [-1, 1]) gets the status a warning
 METHOD_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm-solver++": "DPM-Solver++(2M)"}
 VARIANCE_NAMES = {"beta": "β", "beta_tilde": "β̃"}
 DEFAULTS = {"method": "ddim", "variance": "beta_tilde", "eta": 0.0, "spacing": "trailing", "steps": 50,
-            "label": MIXED, "guidance": 1.0, "seed": 0, "n": 16, "clip": False}
+            "label": MIXED, "guidance": 1.0, "seed": 0, "n": 16, "clip": True}
 DEFAULTS_B = {"method": "ddpm", "variance": "beta_tilde", "eta": 1.0, "spacing": "trailing", "steps": 50,
-              "guidance": 1.0, "clip": False}
+              "guidance": 1.0, "clip": True}
 CONTROLS = ("checkpoint", "upload", "objective", "method", "variance", "eta", "spacing", "steps", "label",
             "guidance", "seed", "n", "clip")
 CONTROLS_B = ("objective_b", "method_b", "variance_b", "eta_b", "spacing_b", "steps_b", "guidance_b", "clip_b")
@@ -436,6 +437,17 @@ def step_text(f: Frame) -> str:
             f"noise, now at t = {f.t}")
 
 
+def blow_up_note(s: Settings, f: Frame) -> str:
+    """A warning, once x0_hat has left the image range far (an unclipped eps model near t = T, typically)."""
+    if s.clip or f.x0_hat is None or not float(f.x0_hat.abs().amax()) > BLOW_UP:
+        return ""
+    inverse = 1 / float(_schedule(s.config.schedule, s.config.T).sqrt_alpha_bars[-1])
+    return (f"\n\n⚠ x̂₀ reaches ±{float(f.x0_hat.abs().amax()):.3g}, far outside the image range [−1, 1]. From a "
+            "prediction of ε, x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t multiplies the network's error by 1/√ᾱ_t: "
+            f"{inverse:.3g} at t = {s.config.T} on this schedule (seed 001, eq. 8). Tick **Clip x̂₀**, or compare "
+            "with the x0 or v checkpoint.")
+
+
 def status(s: Settings, f: Frame, seconds: float) -> str:
     k = math.ceil(s.sampler.steps / MAX_FRAMES)
     every = f" (showing every {k}th step and the last)" if k > 1 else ""
@@ -443,8 +455,9 @@ def status(s: Settings, f: Frame, seconds: float) -> str:
     text = step_text(f)
     text = text[0].upper() + text[1:]
     if f.step == f.n:
-        return f"{head}\n\n**Done**: {s.n} samples in {seconds:.1f} s ({f.n} model calls). {text}."
-    return f"{head}\n\n{text} · {seconds:.1f} s"
+        done = f"**Done**: {s.n} samples in {seconds:.1f} s ({f.n} model calls)"
+        return f"{head}\n\n{done}. {text}.{blow_up_note(s, f)}"
+    return f"{head}\n\n{text} · {seconds:.1f} s{blow_up_note(s, f)}"
 
 
 @functools.lru_cache(maxsize=8)
