@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
 
-from bench.conditions import conditions  # noqa: E402
+from bench.report import conditions, publish  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -107,11 +107,7 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *conditions("bench/forward_view.py", argv, load_before),
     ])
-    sys.stdout.write(report + "\n")
-    if args.write:
-        RESULT.parent.mkdir(parents=True, exist_ok=True)
-        RESULT.write_text(report + "\n")
-    return report
+    return publish(report, RESULT if args.write else None)
 
 
 if __name__ == "__main__":

@@ -331,14 +331,14 @@ def main(argv: list[str] | None = None) -> Path:
         if only is not None and not only <= known:
             raise ValueError(f"--only: unknown config label(s) {', '.join(sorted(only - known))} for {path.name}; "
                              f"its configs: {', '.join(sorted(known))}")
-        jobs = [*((o, "samplers") for o in samplers), *((o, "sweep") for o in sweep)]
-        if args.ddpm_n != args.n:  # DPM-Solver++-10 at DDPM's N too, for the target comparing the two
-            jobs += [(o, "samplers") for o in samplers if label(o) == "dpm-solver++-10"]
+        # (options, part, N): full-T DDPM at --ddpm-n, with DPM-Solver++-10 there too for the target comparing them
+        jobs = [(o, "samplers", args.ddpm_n if o["method"] == "ddpm" else args.n) for o in samplers]
+        jobs += [(o, "sweep", args.n) for o in sweep]
+        if args.ddpm_n != args.n:
+            jobs += [(o, "samplers", args.ddpm_n) for o in samplers if label(o) == "dpm-solver++-10"]
         rows = {}
-        for i, (options, part) in enumerate(jobs):
-            extra = i >= len(samplers) + len(sweep)
-            n = args.ddpm_n if options["method"] == "ddpm" or extra else args.n
-            name = label(options) + (f"@N={n}" if extra else "")
+        for options, part, n in jobs:
+            name = label(options) + (f"@N={n}" if n != args.n and options["method"] != "ddpm" else "")
             if only is not None and label(options) not in only:
                 continue
             if name not in rows:  # the sweep's w = 1 is also a sampler row: measured once

@@ -39,7 +39,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
 
-from bench.conditions import conditions  # noqa: E402
+from bench.report import conditions, publish  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
@@ -284,11 +284,7 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *conditions("bench/reverse_view.py", argv, load_before),
     ])
-    sys.stdout.write(report + "\n")
-    if args.write:
-        RESULT.parent.mkdir(parents=True, exist_ok=True)
-        RESULT.write_text(report + "\n")
-    return report
+    return publish(report, RESULT if args.write else None)
 
 
 if __name__ == "__main__":

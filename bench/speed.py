@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
 
-from bench.conditions import conditions  # noqa: E402
+from bench.report import conditions, publish  # noqa: E402
 
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
@@ -529,11 +529,7 @@ def main(argv=None) -> int:
                      "batch": batch}
     r["profile"][f"Training step, batch {batch} (plain eager loop)"] = r["training"]["profile"]
     r["rss"] = peak_rss_mb(["ours", "plain", "diffusers"], args.quick)
-    text = report(r)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.md").write_text(text)
-    print(text)
+    publish(report(r), Path(args.out_dir) / "speed.md")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Checking the visitor's input: bad values become clear messages, never stack traces."""
+"""Words for the visitor: input checks whose bad values become clear messages (never stack traces), and the
+samplers' names as every view shows them."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +9,18 @@ import math
 import gradio as gr
 
 from explorer.app.runtime import UserInputError
+
+METHOD_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm-solver++": "DPM-Solver++(2M)"}
+VARIANCE_NAMES = {"beta": "β", "beta_tilde": "β̃"}
+
+
+def sampler_name(method: str, variance: str, eta: float) -> str:
+    """A sampler with the option that sets its noise, e.g. "DDPM, σ² = β̃", "DDIM, η = 0.5", "DPM-Solver++(2M)"."""
+    if method == "ddpm":
+        return f"DDPM, σ² = {VARIANCE_NAMES[variance]}"
+    if method == "ddim":
+        return f"DDIM, η = {eta:g}"
+    return METHOD_NAMES[method]
 
 
 def for_visitor(fn):

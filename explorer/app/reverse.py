@@ -39,7 +39,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from explorer.app import plots, runtime
-from explorer.app.messages import choice, for_visitor, number, whole
+from explorer.app.messages import METHOD_NAMES, VARIANCE_NAMES, choice, for_visitor, number, sampler_name, whole
 from explorer.app.runtime import UserInputError
 from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, ModelConfig, list_checkpoints,
                                  load_model, read_config)
@@ -68,8 +68,6 @@ OUT_DIR = Path(tempfile.gettempdir()) / "diffusion-explorer-reverse"
 RUN_GROUP = "reverse-run"  # Generate and Compare share one slot: one run at a time, the others wait in the queue
 CURVE_POINTS = 250
 BLOW_UP = 10.0  # |x0_hat| beyond this (images live in [-1, 1]) gets the status a warning
-METHOD_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm-solver++": "DPM-Solver++(2M)"}
-VARIANCE_NAMES = {"beta": "β", "beta_tilde": "β̃"}
 DEFAULTS = {"method": "ddim", "variance": "beta_tilde", "eta": 0.0, "spacing": "trailing", "steps": 50,
             "label": MIXED, "guidance": 1.0, "seed": 0, "n": 16, "clip": True}
 DEFAULTS_B = {"method": "ddpm", "variance": "beta_tilde", "eta": 1.0, "spacing": "trailing", "steps": 50,
@@ -253,12 +251,7 @@ class Sampler:
 
     def describe(self) -> str:
         """In a few words, e.g. "DDIM, η = 0.5, 50 steps (trailing)"."""
-        if self.method == "ddpm":
-            head = f"DDPM, σ² = {VARIANCE_NAMES[self.variance]}"
-        elif self.method == "ddim":
-            head = f"DDIM, η = {self.eta:g}"
-        else:
-            head = METHOD_NAMES[self.method]
+        head = sampler_name(self.method, self.variance, self.eta)
         return f"{head}, {self.steps} step{'s' * (self.steps > 1)} ({self.spacing})"
 
 
@@ -439,10 +432,11 @@ def step_text(f: Frame) -> str:
 
 def blow_up_note(s: Settings, f: Frame) -> str:
     """A warning, once x0_hat has left the image range far (an unclipped eps model near t = T, typically)."""
-    if s.clip or f.x0_hat is None or not float(f.x0_hat.abs().amax()) > BLOW_UP:
+    peak = 0.0 if s.clip or f.x0_hat is None else float(f.x0_hat.abs().amax())
+    if not peak > BLOW_UP:
         return ""
     inverse = 1 / float(_schedule(s.config.schedule, s.config.T).sqrt_alpha_bars[-1])
-    return (f"\n\n⚠ x̂₀ reaches ±{float(f.x0_hat.abs().amax()):.3g}, far outside the image range [−1, 1]. From a "
+    return (f"\n\n⚠ x̂₀ reaches ±{peak:.3g}, far outside the image range [−1, 1]. From a "
             "prediction of ε, x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t multiplies the network's error by 1/√ᾱ_t: "
             f"{inverse:.3g} at t = {s.config.T} on this schedule (seed 001, eq. 8). Tick **Clip x̂₀**, or compare "
             "with the x0 or v checkpoint.")

@@ -41,7 +41,7 @@ import torch
 
 from explorer import checkpoint as checkpoints
 from explorer.app import plots, runtime
-from explorer.app.messages import choice, for_visitor, number, whole
+from explorer.app.messages import METHOD_NAMES, choice, for_visitor, number, sampler_name, whole
 from explorer.app.runtime import UserInputError
 from explorer.checkpoint import DiffusionModel, ModelConfig, list_checkpoints, load_model, read_config, save_model
 from explorer.data import TOY_DATASETS, sample_toy, toy_info, toy_mixture
@@ -85,7 +85,6 @@ PREVIEW_N = 1000  # samples drawn for each training update (DDIM, PREVIEW_STEPS 
 PREVIEW_STEPS = 25
 KEEP_S = 3600  # trained checkpoints of sessions idle longer than this are deleted
 OUT_DIR = Path(tempfile.gettempdir()) / "diffusion-explorer-toy"
-METHOD_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm-solver++": "DPM-Solver++(2M)"}
 DEFAULTS = {"dataset": "two-moons", "schedule": "cosine", "T": 1000, "objective": "v", "source": "pretrained",
             "t": 300, "n": 2000, "seed": 0, "field": "score", "method": "ddim", "steps": 50, "eta": 0.0,
             "spacing": "trailing", "variance": "beta_tilde", "label": UNCONDITIONAL, "guidance": 1.0,
@@ -374,12 +373,7 @@ def shown(steps: int) -> list[int]:
 
 
 def describe(s: Sampler) -> str:
-    if s.method == "ddpm":
-        what = f"DDPM (σ² = {'β' if s.variance == 'beta' else 'β̃'})"
-    elif s.method == "ddim":
-        what = f"DDIM (η = {s.eta:g})"
-    else:
-        what = METHOD_NAMES[s.method]
+    what = sampler_name(s.method, s.variance, s.eta)
     extra = "" if s.label == UNCONDITIONAL else f", class {s.label}, guidance {s.guidance:g}"
     return f"{what}, {s.steps} steps ({s.spacing}){extra}{', x̂₀ clipped' if s.clip else ''}"
 

@@ -1,4 +1,5 @@
-"""The "Conditions" lines every benchmark report ends with: date, machine and its load, threads, versions, command.
+"""What every benchmark report shares: its "Conditions" lines (date, machine and its load, threads, versions,
+command) and how it is published (printed, and written to bench/results/ on request).
 
 Import after explorer.app.runtime (which sets the app's threads and OpenMP policy before torch loads).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import sys
 from pathlib import Path
 
 import torch
@@ -41,3 +43,12 @@ def conditions(script: str, argv: list[str], load_before: float, extra: str = ""
         f"Python {platform.python_version()}{extra}",
         f"- command: `{' '.join(['python', script, *argv])}`",
     ]
+
+
+def publish(report: str, path: Path | None) -> str:
+    """Print the report and, when `path` is given, write it there (folders created); returns the report."""
+    sys.stdout.write(report + "\n")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report + "\n")
+    return report
