@@ -27,7 +27,8 @@ Writes <out-dir>/quality.md, <out-dir>/elbo_<name>.csv and <out-dir>/quality.jso
 measured row under a key made of the checkpoint's and classifier's hashes, device, N, seed, batch size and sampler
 options; a rerun reuses matching rows, so an interrupted run resumes where it stopped (delete the JSON to measure
 afresh).
-`--only` restricts the sampler configs by label (e.g. --only ddim-50-eta0,dpm-solver++-10). `--quick`: N = 20,
+`--only` restricts the sampler configs measured by label (e.g. --only ddim-50-eta0,dpm-solver++-10); rows
+measured by an earlier run with the same settings stay in the report, so runs with different --only lists add up. `--quick`: N = 20,
 full-T DDPM, DDIM-10 (also the guidance sweep's sampler, w = 0 / 1 / 3), DPM-Solver++-10 and a cheap ELBO; for a
 test with a tiny checkpoint.
 """
@@ -339,11 +340,11 @@ def main(argv: list[str] | None = None) -> Path:
         rows = {}
         for options, part, n in jobs:
             name = label(options) + (f"@N={n}" if n != args.n and options["method"] != "ddpm" else "")
-            if only is not None and label(options) not in only:
-                continue
+            key = (f"{digest}|{judge}|{device.type}|n={n}|seed={args.seed}|batch={args.batch_size}|"
+                   + json.dumps(options, sort_keys=True))
+            if only is not None and label(options) not in only and key not in cache.rows:
+                continue  # left out by --only and not measured before (rows measured earlier stay in the report)
             if name not in rows:  # the sweep's w = 1 is also a sampler row: measured once
-                key = (f"{digest}|{judge}|{device.type}|n={n}|seed={args.seed}|batch={args.batch_size}|"
-                       + json.dumps(options, sort_keys=True))
                 row = cache.get_or_measure(key, lambda o=options, n=n: measure_sampler(
                     model, classifier, o, test_stats[n], n, args.seed, args.batch_size))
                 rows[name] = {**row, "calls": options["steps"], "guidance": options["guidance"], "n": n,

@@ -13,6 +13,20 @@ from pathlib import Path
 
 import torch
 
+# OpenMP wait policies to compare, as environments for fresh processes. libgomp (torch's OpenMP on Linux) spins
+# GOMP_SPINCOUNT times before sleeping: 0 when PASSIVE, 300000 by default (no OMP_WAIT_POLICY), "forever" when
+# ACTIVE. GOMP_SPINCOUNT overrides the policy, so the default's entry sets it: a child importing
+# explorer.app.runtime would otherwise be PASSIVE.
+WAIT_POLICIES = {"PASSIVE (the app's and train.py's)": {"OMP_WAIT_POLICY": "PASSIVE"},
+                 "spin 300000 times, then sleep (libgomp's default)": {"GOMP_SPINCOUNT": "300000"},
+                 "ACTIVE (spin)": {"OMP_WAIT_POLICY": "ACTIVE"}}
+
+
+def policy_env(policy: dict[str, str]) -> dict[str, str]:
+    """This process's environment with its OpenMP wait settings replaced by `policy` (one of WAIT_POLICIES)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return {**env, **policy}
+
 
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo, else what platform knows."""
@@ -38,7 +52,8 @@ def conditions(script: str, argv: list[str], load_before: float, extra: str = ""
         f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (1 min; other processes share the "
         "CPUs when it is above 0)",
         f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.app.runtime, "
-        f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+        f"{', GOMP_SPINCOUNT=' + os.environ['GOMP_SPINCOUNT'] if 'GOMP_SPINCOUNT' in os.environ else ''}, "
         f"device: {runtime.DEVICE.type}; numpy {numpy.__version__}, gradio {gradio.__version__}, "
         f"Python {platform.python_version()}{extra}",
         f"- command: `{' '.join(['python', script, *argv])}`",

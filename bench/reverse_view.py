@@ -1,7 +1,7 @@
 """Speed of the reverse view: the first frame after Generate, and a DDIM-50 run of 16 images against the time
 the network itself takes.
 
-    python bench/reverse_view.py [--rounds 3] [--first-frames 10] [--browser] [--write]
+    python bench/reverse_view.py [--rounds 3] [--first-frames 10] [--browser] [--policies] [--write]
 
 The app is launched in this process exactly as app.py launches it (explorer.app.launch) and driven through
 its /generate endpoint with gradio_client (queue, server-sent events, PNG files written per frame; the client
@@ -19,15 +19,19 @@ the figure's JSON); then submit to the first streamed output (x_T) at the client
 runs and the served runs above, each next to the round trip of a no-op call (/stop with no run) through the
 same app and client: what any event costs there, whatever it does. --browser adds click-to-picture-loaded in
 headless Chromium (CHROMIUM_PATH or chromium).
+--policies adds DDIM runs (pure, handler, served) in fresh processes under the app's passive OpenMP waiting and
+under libgomp's default spin-then-sleep, alternated: does spinning pay once the app serves?
 --write records the result in bench/results/reverse_view.md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +43,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
 
-from bench.report import conditions, publish  # noqa: E402
+from bench.report import WAIT_POLICIES, conditions, policy_env, publish  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
@@ -170,21 +174,9 @@ def browser_first_frames(url: str, repeats: int) -> list[float]:
     return times
 
 
-def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--first-frames", type=int, default=10)
-    parser.add_argument("--browser", action="store_true", help="also time click-to-picture in headless Chromium")
-    parser.add_argument("--write", action="store_true", help=f"record the result in {RESULT.relative_to(ROOT)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="DDIM-4 on 2 images, one round, one first frame: checks the harness, not speed")
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
-    if args.quick:
-        global STEPS, IMAGES
-        STEPS, IMAGES = 4, 2
-        args.rounds, args.first_frames = 1, 1
-    load_before = os.getloadavg()[0]
+def measure(rounds_n: int, first_frames: int, browser: bool) -> dict:
+    """Launch the app on a copy of the default checkpoint and time it: `rounds_n` interleaved rounds of pure
+    compute / handler / served DDIM runs, then `first_frames` first frames (handler, client, no-op, browser)."""
     found = rv.bundled()
     if not found:
         sys.exit(f"no bundled image checkpoint in {rv.PRETRAINED}")
@@ -205,7 +197,7 @@ def main(argv: list[str] | None = None) -> str:
             pass
         timer.take()
         rounds = []
-        for r in range(args.rounds):
+        for r in range(rounds_n):
             pure = pure_compute(model, run_args)
             timer.take()
             start = time.perf_counter()
@@ -218,12 +210,67 @@ def main(argv: list[str] | None = None) -> str:
             rounds.append({"pure": pure, "handler": handler_wall, "handler_net": handler_net, "served": served_wall,
                            "served_net": served_net, "first": first})
         firsts, noops, handler_firsts = [r["first"] for r in rounds], [], []
-        for i in range(args.first_frames):
+        for i in range(first_frames):
             handler_firsts.append(first_yield(controls(name, config.objective, seed=200 + i)))
             noops.append(no_op(client))
             firsts.append(served_run(client, controls(name, config.objective, steps=2, seed=100 + i))[0])
-        clicks = browser_first_frames(url, args.first_frames) if args.browser else []
+        clicks = browser_first_frames(url, first_frames) if browser else []
         demo.close()
+    return {"name": name, "config": config, "rounds": rounds, "handler_firsts": handler_firsts, "firsts": firsts,
+            "noops": noops, "clicks": clicks}
+
+
+def policies_compared(rounds_n: int, quick: bool) -> list[str]:
+    """Markdown rows: DDIM runs measured in fresh processes (this script with --json) under the app's passive
+    OpenMP waiting and under libgomp's default, alternated round by round so that machine noise hits both."""
+    per_policy = {name: [] for name in list(WAIT_POLICIES)[:2]}
+    for _ in range(rounds_n):
+        for name, rows in per_policy.items():
+            cmd = [sys.executable, __file__, "--json", "--rounds", "1", "--first-frames", "0"] + ["--quick"] * quick
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                 env=policy_env(WAIT_POLICIES[name]))
+            rows.extend(json.loads(out.stdout.strip().splitlines()[-1]))
+    table = ["| OpenMP waiting | pure compute | handler wall | served wall | served / pure | first frame (client) |",
+             "|---|---|---|---|---|---|"]
+    med = {}
+    for name, rows in per_policy.items():
+        med[name] = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+        m = med[name]
+        table.append(f"| {name} | {m['pure']:.2f} s | {m['handler']:.2f} s | {m['served']:.2f} s "
+                     f"| {m['served'] / m['pure']:.2f} | {m['first'] * 1e3:.0f} ms |")
+    passive, spin = med.values()
+    return [f"Medians of {rounds_n} fresh process(es) per policy, each one round of the table above. Spinning "
+            f"makes the network alone {passive['pure'] / spin['pure']:.2f}x as fast, the served run "
+            f"{passive['served'] / spin['served']:.2f}x: while the app serves, its own threads (the server, "
+            "Gradio's encoding of every frame, here also the client) need the CPUs that spinning OpenMP threads "
+            "hold.", "", *table]
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--first-frames", type=int, default=10)
+    parser.add_argument("--browser", action="store_true", help="also time click-to-picture in headless Chromium")
+    parser.add_argument("--policies", action="store_true",
+                        help="also compare served runs under passive and default OpenMP waiting (fresh processes)")
+    parser.add_argument("--write", action="store_true", help=f"record the result in {RESULT.relative_to(ROOT)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="DDIM-4 on 2 images, one round, one first frame: checks the harness, not speed")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a --policies child: rounds only
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.quick:
+        global STEPS, IMAGES
+        STEPS, IMAGES = 4, 2
+        args.rounds, args.first_frames = 1, min(args.first_frames, 1)
+    load_before = os.getloadavg()[0]
+    m = measure(args.rounds, args.first_frames, args.browser)
+    if args.json:
+        print(json.dumps(m["rounds"]))
+        return ""
+    name, config, rounds = m["name"], m["config"], m["rounds"]
+    firsts, noops, handler_firsts, clicks = m["firsts"], m["noops"], m["handler_firsts"], m["clicks"]
+    policies = policies_compared(args.rounds, args.quick) if args.policies else []
 
     med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     ratios = {"handler": [r["handler"] / r["handler_net"] for r in rounds],
@@ -270,6 +317,8 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *first_rows,
         "",
+        *(["## OpenMP waiting: the app's passive policy against libgomp's default, served", "", *policies, ""]
+          if policies else []),
         "## Reading the numbers",
         "",
         "The load average below says how many other processes wanted the two CPUs (training runs and test suites "

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
 
-from bench.report import conditions, publish  # noqa: E402
+from bench.report import WAIT_POLICIES, conditions, policy_env, publish  # noqa: E402
 
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
@@ -309,14 +309,6 @@ def network_call(net: torch.nn.Module, batch: int):
 
 
 # ------------------------------------------------------------------------------------------ OpenMP wait policy
-# Environment of each row. libgomp (torch's OpenMP on Linux) spins GOMP_SPINCOUNT times before sleeping: 0 when
-# PASSIVE, 300000 by default (no OMP_WAIT_POLICY), "forever" when ACTIVE; GOMP_SPINCOUNT overrides the policy, and
-# the default row sets it because the child, importing explorer.app.runtime, would otherwise be PASSIVE.
-WAIT_POLICIES = {"PASSIVE (the app's and train.py's)": {"OMP_WAIT_POLICY": "PASSIVE"},
-                 "spin 300000 times, then sleep (libgomp's default)": {"GOMP_SPINCOUNT": "300000"},
-                 "ACTIVE (spin)": {"OMP_WAIT_POLICY": "ACTIVE"}}
-
-
 @torch.inference_mode()
 def network_call_ms(net: torch.nn.Module, repeats: int) -> dict[int, float]:
     """Median milliseconds of one network call at batch 1 and 16."""
@@ -338,10 +330,8 @@ def wait_policy(quick: bool) -> dict:
         competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
             for name, policy in list(WAIT_POLICIES.items())[:1 if quick else None]:
-                env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-                env.update(policy)
                 cmd = [sys.executable, __file__, "--call-ms"] + ["--quick"] * quick
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=policy_env(policy))
                 results[(name, busy)] = json.loads(out.stdout.strip().splitlines()[-1])
         finally:
             if competitor:
@@ -393,7 +383,9 @@ def findings(r: dict) -> list[str]:
         lines.append(f"- OpenMP waiting: on an idle machine passive waiting (the app's choice) takes "
                      f"{passive['1'] / default['1']:.1f}x the time of libgomp's default spin-then-sleep per batch-1 "
                      f"call ({passive['16'] / default['16']:.1f}x at batch 16); beside one busy process the default "
-                     f"takes {busy_d['1'] / busy_p['1']:.1f}x passive's ({busy_d['16'] / busy_p['16']:.1f}x at 16).")
+                     f"takes {busy_d['1'] / busy_p['1']:.1f}x passive's ({busy_d['16'] / busy_p['16']:.1f}x at 16). "
+                     "Whether spinning pays once the app serves (its own threads then share the CPUs): "
+                     "`python bench/reverse_view.py --policies`, recorded in bench/results/reverse_view.md.")
     return lines
 
 

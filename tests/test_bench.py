@@ -45,10 +45,13 @@ def test_forward_view_bench_quick():
 
 
 def test_reverse_view_bench_quick():
-    out = run_script("reverse_view.py", "--quick")
+    out = run_script("reverse_view.py", "--quick", "--policies")
     assert "# Reverse view: first frame and a DDIM-4 run of 2 images" in out
     assert re.search(r"^\| median \|.*\| \*\*[\d.]+\*\* \|", out, re.M)  # the wall / network-calls ratios
     assert "through gradio_client (submit to x_T received" in out
+    # the served comparison of OpenMP waiting: one row per policy, from children that ran under it
+    assert re.search(r"^\| PASSIVE \(the app's and train.py's\) \| [\d.]+ s \|.* ms \|$", out, re.M)
+    assert re.search(r"^\| spin 300000 times, then sleep \(libgomp's default\) \| [\d.]+ s \|.* ms \|$", out, re.M)
 
 
 def test_toy_lab_bench_quick():

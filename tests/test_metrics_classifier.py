@@ -260,3 +260,19 @@ def test_quality_benchmark_fewer_samples_for_full_t_ddpm(tiny_checkpoint, tmp_pa
     assert "| dpm-solver++-10 | 10 | 20 |" in text and "| ddim-10-eta0 | 10 | 20 |" in text
     cached = json.loads((tmp_path / "quality.json").read_text())
     assert sum("|n=10|" in key for key in cached) == 2
+
+
+def test_quality_benchmark_only_adds_up(tiny_checkpoint, tmp_path, monkeypatch):
+    """--only measures just the named configs; rows measured by an earlier run stay in the report."""
+    bench = load_bench()
+    argv = ["--quick", "--checkpoints", str(tiny_checkpoint), "--out-dir", str(tmp_path), "--only"]
+    first = bench.main([*argv, "dpm-solver++-10"]).read_text()
+    assert "| dpm-solver++-10 | 10 |" in first and "| ddim-10-eta0 |" not in first
+    assert "not measured (its configs were not run)" in first  # DDIM-10, DDPM and the accuracies were left out
+    measured = []
+    real = bench.measure_sampler
+    monkeypatch.setattr(bench, "measure_sampler", lambda model, c, options, *a: measured.append(options) or real(
+        model, c, options, *a))
+    second = bench.main([*argv, "ddim-10-eta0"]).read_text()
+    assert [o["method"] for o in measured] == ["ddim"]  # dpm-solver++-10 came from the cache
+    assert "| dpm-solver++-10 | 10 |" in second and "| ddim-10-eta0 | 10 |" in second
