@@ -177,6 +177,18 @@ def test_build_net():
         build_net("resnet", {})
 
 
-def test_presets_build():
+def test_presets_build_as_documented():
+    """Every preset builds, with the parameter count and FLOPs of the table in explorer/nets/unet.py."""
+    import explorer.nets.unet as unet_module
+    table = {row[0].split()[0]: row for row in (
+        [cell.strip() for cell in line.strip("|").split("|")] for line in unet_module.__doc__.splitlines()
+        if line.startswith("| ") and "preset" not in line)}
+    assert set(table) == set(UNET_PRESETS)
     for name, config in UNET_PRESETS.items():
-        assert UNet(config).config == config, name
+        net = UNet(config)
+        assert net.config == config, name
+        params, gflops = int(table[name][3].replace(",", "")), float(table[name][4].rstrip(" MG"))
+        scale = 1e6 if table[name][4].endswith("M") else 1e9
+        flops = count_flops(net, torch.randn(1, 1, 28, 28), torch.full((1,), 0.5), torch.zeros(1, dtype=torch.long))
+        assert count_parameters(net) == params, name
+        assert flops / scale == pytest.approx(gflops, abs=0.0051 if scale == 1e9 else 0.051), name

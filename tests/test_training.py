@@ -137,7 +137,7 @@ def test_lr_schedule():
     (dict(ema_decay=1.0), "ema_decay"),
     (dict(p_uncond=1.0), "p_uncond"),
     (dict(min_snr_gamma=-1.0), "min_snr_gamma"),
-    (dict(model="huge"), "allowed: tiny, small, base"),
+    (dict(model="huge"), "allowed: tiny, lean, small, base"),
     (dict(out="model.pt"), ".safetensors"),
     (dict(device="tpu"), "allowed: auto, cpu, cuda, mps"),
 ])

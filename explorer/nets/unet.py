@@ -30,6 +30,7 @@ for one image, 10 classes:
 | preset          | channels       | blocks/level | params    | FLOPs 1x28x28 | FLOPs 3x32x32 |
 |-----------------|----------------|--------------|-----------|---------------|---------------|
 | tiny (tests)    | (8, 16, 32)    | 1            | 75,249    | 16.6 M        | 22.3 M        |
+| lean            | (32, 64, 128)  | 1            | 1,181,889 | 0.263 G       | 0.346 G       |
 | small (default) | (32, 64, 128)  | 2            | 2,074,305 | 0.437 G       | 0.572 G       |
 | base            | (64, 128, 256) | 2            | 8,275,329 | 1.74 G        | 2.28 G        |
 
@@ -198,6 +199,7 @@ class UNetConfig(NetConfig):
 
 UNET_PRESETS = {
     "tiny": UNetConfig(channels=(8, 16, 32), num_res_blocks=1, attention_heads=2, norm_groups=4),
+    "lean": UNetConfig(num_res_blocks=1),  # 0.6x the arithmetic of "small": 1.5x its training images/s
     "small": UNetConfig(),
     "base": UNetConfig(channels=(64, 128, 256), num_res_blocks=2, dropout=0.1),
 }
