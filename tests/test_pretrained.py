@@ -1,0 +1,55 @@
+"""The files shipped in pretrained/: each loads from the file alone, reports its config, samples on the CPU, is
+described in the model card; the Fashion-MNIST models behind the eps / x0 / v toggle compare like with like."""
+import math
+
+import pytest
+import torch
+
+from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, read_config
+from explorer.classifier import DEFAULT_PATH, load_classifier
+from explorer.samplers import run, sample
+
+FILES = sorted(PRETRAINED_DIR.glob("*.safetensors"))
+CARD = (PRETRAINED_DIR / "README.md").read_text()
+FASHION_COSINE = [PRETRAINED_DIR / f"fashion_{objective}_cosine.safetensors" for objective in ("eps", "x0", "v")]
+
+
+def test_the_bundle_is_complete_and_small():
+    names = {path.name for path in FILES}
+    assert {p.name for p in FASHION_COSINE} <= names and DEFAULT_PATH.name in names
+    assert sum(name.startswith("toy_") for name in names) == 15
+    assert all(path.stat().st_size < 10 * 1024 ** 2 for path in FILES)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+def test_each_file_loads_reports_its_config_and_samples_on_the_cpu(path):
+    assert f"`{path.name}`" in CARD or ("toy_" in path.name and "toy_<dataset>_<objective>.safetensors" in CARD)
+    if path == DEFAULT_PATH:  # the reference classifier: not a diffusion model, refused as one
+        with pytest.raises(CheckpointError, match="not a diffusion-explorer checkpoint"):
+            read_config(path)
+        assert load_classifier(path).config.training["test_accuracy"] >= 0.91
+        return
+    config = read_config(path)
+    assert config.objective in path.stem and config.schedule in ("cosine", "linear") and config.T == 1000
+    assert config.step > 0 and config.training["command"].startswith("train.py ")
+    assert f"--objective {config.objective}" in config.training["command"]
+    model = load_model(path, "cpu")
+    assert model.config == config and not model.training
+    n = 2
+    y = torch.arange(n) % len(config.class_names) if config.class_names else None
+    x_T = torch.randn(n, *config.sample_shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        x0 = run(sample(model, model.schedule, x_T, "dpm-solver++", 5, objective=config.objective, y=y,
+                        clip_x0=True))
+    assert x0.shape == (n, *config.sample_shape) and torch.isfinite(x0).all()
+
+
+def test_the_fashion_models_behind_the_toggle_share_network_schedule_and_budget():
+    configs = [read_config(path) for path in FASHION_COSINE]
+    assert [c.objective for c in configs] == ["eps", "x0", "v"]
+    for c in configs:
+        assert (c.net, c.net_config, c.schedule, c.T, c.dataset) == (configs[0].net, configs[0].net_config,
+                                                                        "cosine", 1000, "fashion-mnist")
+        assert c.step == configs[0].step and c.training["images_seen"] == configs[0].training["images_seen"]
+        assert len(c.class_names) == 10 and c.training["train_config"]["p_uncond"] > 0  # guidance works
+        assert math.isclose(c.training["train_config"]["lr"], configs[0].training["train_config"]["lr"])
