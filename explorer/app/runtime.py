@@ -4,9 +4,10 @@ Importing this module (explorer.app does it first) sets, once per process:
 - `OMP_WAIT_POLICY=PASSIVE` unless already set, when torch is not imported yet. With the default (spinning
   before sleeping) two OpenMP threads on a busy two-core machine wait for each other: one step of the forward
   chain on a 3x128x128 image measured 20-40 ms instead of 0.5 ms, and a network call with one busy process
-  beside it about 2x slower than passive (bench/results/speed.md, "OpenMP wait policy"). The price on an idle
-  machine: network calls take 2.6-3x as long as with the default; set GOMP_SPINCOUNT=300000 (it overrides the
-  policy) for a machine that does nothing else.
+  beside it about 2x slower than passive (bench/results/speed.md, "OpenMP wait policy"). On an idle machine a
+  bare network call takes 2.6-3x as long as with the default, yet a served DDIM run of the reverse view is as
+  fast (1.01x, bench/results/reverse_view.md): the server and Gradio's frame encoding need the CPUs that spinning
+  threads would hold. GOMP_SPINCOUNT=300000 (it overrides the policy) restores the default.
 - torch's intra-op threads: `CPU_CORES` if set, else the CPU quota (cgroup v2 `cpu.max` or v1 CFS quota),
   else the CPU affinity;
 - `DEVICE`: cuda, then mps, then cpu (the views that run networks put them there);
