@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench.report import cpu_name  # noqa: E402
 from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, read_config  # noqa: E402
 from explorer.classifier import DEFAULT_PATH, load_classifier  # noqa: E402
 from explorer.data import load_image_tensors  # noqa: E402
@@ -106,13 +107,7 @@ def file_hash(path: Path) -> str:
 
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    text = f"{platform.system()} {platform.machine()}, {cpu}, torch threads: {torch.get_num_threads()}"
+    text = f"{platform.system()} {platform.machine()}, {cpu_name()}, torch threads: {torch.get_num_threads()}"
     if device.type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(device)}"
     return text + f", device {device.type}"

@@ -1,13 +1,17 @@
-"""What every benchmark report shares: its "Conditions" lines (date, machine and its load, threads, versions,
-command) and how it is published (printed, and written to bench/results/ on request).
+"""What the benchmarks share: a report's "Conditions" lines (date, machine and its load, threads, versions,
+command), how it is published (printed, and written to bench/results/ on request), and the OpenMP wait policies
+that speed.py and reverse_view.py compare by running themselves in fresh processes (run_under).
 
-Import after explorer.app.runtime (which sets the app's threads and OpenMP policy before torch loads).
+It imports torch: a benchmark that measures under the app's settings imports explorer.app.runtime first (it sets
+the threads and the OpenMP policy before torch loads).
 """
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,10 +26,13 @@ WAIT_POLICIES = {"PASSIVE (the app's and train.py's)": {"OMP_WAIT_POLICY": "PASS
                  "ACTIVE (spin)": {"OMP_WAIT_POLICY": "ACTIVE"}}
 
 
-def policy_env(policy: dict[str, str]) -> dict[str, str]:
-    """This process's environment with its OpenMP wait settings replaced by `policy` (one of WAIT_POLICIES)."""
+def run_under(policy: dict[str, str], script: str, *args: str):
+    """Run `python script args` in a fresh process whose OpenMP wait settings are `policy` (one of WAIT_POLICIES,
+    replacing this process's) and return the JSON its last line of output prints."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    return {**env, **policy}
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True,
+                         env={**env, **policy})
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def cpu_name() -> str:

@@ -31,7 +31,6 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
 
-from bench.report import WAIT_POLICIES, conditions, policy_env, publish  # noqa: E402
+from bench.report import WAIT_POLICIES, conditions, publish, run_under  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
@@ -226,10 +225,8 @@ def policies_compared(rounds_n: int, quick: bool) -> list[str]:
     per_policy = {name: [] for name in list(WAIT_POLICIES)[:2]}
     for _ in range(rounds_n):
         for name, rows in per_policy.items():
-            cmd = [sys.executable, __file__, "--json", "--rounds", "1", "--first-frames", "0"] + ["--quick"] * quick
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                 env=policy_env(WAIT_POLICIES[name]))
-            rows.extend(json.loads(out.stdout.strip().splitlines()[-1]))
+            rows.extend(run_under(WAIT_POLICIES[name], __file__, "--json", "--rounds", "1", "--first-frames", "0",
+                                  *["--quick"] * quick))
     table = ["| OpenMP waiting | pure compute | handler wall | served wall | served / pure | first frame (client) |",
              "|---|---|---|---|---|---|"]
     med = {}

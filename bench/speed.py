@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
 
-from bench.report import WAIT_POLICIES, conditions, policy_env, publish  # noqa: E402
+from bench.report import WAIT_POLICIES, conditions, publish, run_under  # noqa: E402
 
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
@@ -330,9 +330,7 @@ def wait_policy(quick: bool) -> dict:
         competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
             for name, policy in list(WAIT_POLICIES.items())[:1 if quick else None]:
-                cmd = [sys.executable, __file__, "--call-ms"] + ["--quick"] * quick
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=policy_env(policy))
-                results[(name, busy)] = json.loads(out.stdout.strip().splitlines()[-1])
+                results[(name, busy)] = run_under(policy, __file__, "--call-ms", *["--quick"] * quick)
         finally:
             if competitor:
                 competitor.kill()
