@@ -213,7 +213,7 @@ def report(args, command, device, classifier, n, floors, reports, skipped) -> st
     lines = [
         "# Sample quality of the bundled checkpoints", "",
         f"Recorded {datetime.date.today().isoformat()} on {machine(device)}; torch {torch.__version__}.", "",
-        f"Command: `{command}`", "",
+        f"Command of the run that wrote this report: `{command}` (rows of earlier runs: see the end).", "",
         f"cFID: Frechet distance between the reference classifier's {classifier.config.feature_dim}-dim "
         f"penultimate features of N = {n} class-balanced samples and N class-balanced test images "
         f"(`{Path(args.classifier).name}`, test accuracy {fmt(training.get('test_accuracy'), '.4f')}). "
@@ -254,9 +254,33 @@ def report(args, command, device, classifier, n, floors, reports, skipped) -> st
                   f"{r['t_stride']} (one t drawn in each span of {r['t_stride']} steps stands for the span). "
                   f"Prior term L_T {e['prior_bpd']:.3g}, decoder L_0 {e['terms_bpd'][0]:.3f} bits/dim; "
                   f"{e['seconds']:.0f} s. Per-timestep terms: `elbo_{r['name']}.csv`.", ""]
+    lines += ["## Reproducing every row", "",
+              "Runs with different `--only` lists add up (quality.json keeps each row under its checkpoint hash and "
+              "settings), so this report may hold rows of earlier runs. These commands measure exactly the rows "
+              "above, one per checkpoint (with quality.json deleted: from scratch):", "", "```",
+              *(" ".join(["python bench/quality.py", *settings_flags(args), "--checkpoints", shown(r["path"]),
+                          "--only", ",".join(sorted(r["labels"]))]) for r in reports if r["labels"]), "```", ""]
     if skipped:
         lines += ["## Skipped files", "", *(f"- {why}" for why in skipped), ""]
     return "\n".join(lines)
+
+
+def shown(path: Path) -> str:
+    """A path as a command in the repository root would name it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def settings_flags(args) -> list[str]:
+    """The command-line flags behind a row's cache key and the ELBO's (all but --checkpoints and --only)."""
+    flags = ["--quick"] if args.quick else []
+    flags += ["--n", str(args.n), "--ddpm-n", str(args.ddpm_n), "--elbo-n", str(args.elbo_n)]
+    for flag, value, default in (("--t-stride", args.t_stride, None), ("--seed", args.seed, 0),
+                                 ("--batch-size", args.batch_size, 250), ("--device", args.device, "auto"),
+                                 ("--classifier", args.classifier, str(DEFAULT_PATH))):
+        if value != default:
+            flags += [flag, str(value)]
+    return flags
 
 
 def parse_args(argv):
@@ -332,7 +356,7 @@ def main(argv: list[str] | None = None) -> Path:
         jobs += [(o, "sweep", args.n) for o in sweep]
         if args.ddpm_n != args.n:
             jobs += [(o, "samplers", args.ddpm_n) for o in samplers if label(o) == "dpm-solver++-10"]
-        rows = {}
+        rows, labels = {}, set()
         for options, part, n in jobs:
             name = label(options) + (f"@N={n}" if n != args.n and options["method"] != "ddpm" else "")
             key = (f"{digest}|{judge}|{device.type}|n={n}|seed={args.seed}|batch={args.batch_size}|"
@@ -345,13 +369,14 @@ def main(argv: list[str] | None = None) -> Path:
                 rows[name] = {**row, "calls": options["steps"], "guidance": options["guidance"], "n": n,
                               "parts": []}
             rows[name]["parts"].append(part)
+            labels.add(label(options))
         t_stride = args.t_stride or (max(1, config.T // 5) if args.quick else 10)
         curve = cache.get_or_measure(f"{digest}|{device.type}|elbo|n={args.elbo_n}|seed={args.seed}|"
                                      f"stride={t_stride}", lambda: measure_elbo(
                                          model, x_test[elbo_idx], y_test[elbo_idx], t_stride, args.seed))
         write_elbo_csv(out_dir / f"elbo_{path.stem}.csv", curve, config.T, t_stride)
-        reports.append({"name": path.stem, "config": config, "hash": digest, "params": count_parameters(model),
-                        "rows": rows, "reference": label(sweep[0] | {"guidance": 1.0}), "elbo": curve,
+        reports.append({"name": path.stem, "path": path, "config": config, "hash": digest,
+                        "params": count_parameters(model), "rows": rows, "labels": labels, "reference": label(sweep[0] | {"guidance": 1.0}), "elbo": curve,
                         "t_stride": t_stride})
 
     md = out_dir / "quality.md"

@@ -4,6 +4,7 @@ bench/quality.py against a tiny checkpoint."""
 import importlib.util
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,22 @@ def test_quality_benchmark_only_adds_up(tiny_checkpoint, tmp_path, monkeypatch):
     second = bench.main([*argv, "ddim-10-eta0"]).read_text()
     assert [o["method"] for o in measured] == ["ddim"]  # dpm-solver++-10 came from the cache
     assert "| dpm-solver++-10 | 10 |" in second and "| ddim-10-eta0 | 10 |" in second
+
+
+def test_quality_report_says_how_to_reproduce_rows_of_several_runs(tiny_checkpoint, tmp_path):
+    """The report's command for each checkpoint, run from scratch, measures the same rows the runs that added up
+    measured (same cFID and accuracy; only the times differ)."""
+    bench = load_bench()
+    argv = ["--quick", "--ddpm-n", "10", "--checkpoints", str(tiny_checkpoint), "--out-dir", str(tmp_path / "a")]
+    bench.main([*argv, "--only", "dpm-solver++-10"])
+    text = bench.main([*argv, "--only", "ddim-10-eta0-g3"]).read_text()
+    commands = [line for line in text.split("## Reproducing every row")[1].splitlines()
+                if line.startswith("python bench/quality.py")]
+    assert len(commands) == 1 and commands[0].endswith("--only ddim-10-eta0-g3,dpm-solver++-10")
+    assert "--n 20 --ddpm-n 10" in commands[0]
+    again = bench.main([*shlex.split(commands[0])[2:], "--out-dir", str(tmp_path / "b")]).read_text()
+
+    def rows(report):  # the table rows without their last column (seconds)
+        return [line.rsplit("|", 2)[0] for line in report.split("## Targets")[1].splitlines() if line.startswith("| ")]
+
+    assert rows(again) == rows(text) and len(rows(text)) > 6
