@@ -357,12 +357,17 @@ def findings(r: dict) -> list[str]:
     ours = {(row["batch"], row["sampler"]): row for row in r["sampling"] if row["who"] == "ours"}
     ddim = [k for k in ours if k[1].startswith("DDIM")]
     lines = []
+    passive, default = (r["omp"].get((name, False)) for name in list(WAIT_POLICIES)[:2])
     for batch, goal in ((16, 0.85), (1, 0.60)):
         row = next((ours[k] for k in ddim if k[0] == batch), None)
         if row:
+            spin_ms = default.get(str(batch)) if default else None
+            spin = (f" With libgomp's default spin-then-sleep waits one call takes {spin_ms:.0f} ms on an idle "
+                    f"machine, {100 * row['gflop'] / spin_ms * 1e3 / peak:.0f}% of the peak: waking passive "
+                    "threads is the largest single cost (see the OpenMP table)." if spin_ms else "")
             lines.append(f"- Efficiency at batch {batch} ({row['sampler']}): {100 * row['peak_share']:.0f}% of the "
                          f"matmul peak (goal {100 * goal:.0f}%): **{verdict(row['peak_share'] >= goal)}**;"
-                         f" {row['vs_peer']:.2f}x the diffusers peer's speed.")
+                         f" {row['vs_peer']:.2f}x the diffusers peer's speed.{spin}")
     plain = t["img_s"]["plain"] * t["gflop_per_image"]["plain"]
     lines.append(f"- Training: ours {t['img_s']['ours'] / t['img_s']['plain']:.2f}x the plain eager loop (goal 2x). "
                  f"The plain loop already runs at {100 * plain / peak:.0f}% of the matmul peak, so 2x on the same "
@@ -375,7 +380,6 @@ def findings(r: dict) -> list[str]:
                  f"in {best['wall']:.2f} s (goal {GRID_TARGET_S} s: **{verdict(best['wall'] <= GRID_TARGET_S)}**)"
                  f"; at {1e3 * per_call:.0f} ms per batch-16 call the goal allows {GRID_TARGET_S / per_call:.1f} "
                  "calls.")
-    passive, default = (r["omp"].get((name, False)) for name in list(WAIT_POLICIES)[:2])
     if passive and default:
         busy_p, busy_d = (r["omp"][(name, True)] for name in list(WAIT_POLICIES)[:2])
         lines.append(f"- OpenMP waiting: on an idle machine passive waiting (the app's choice) takes "

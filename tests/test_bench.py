@@ -22,6 +22,28 @@ def test_speed_quick_writes_every_section(tmp_path):
         assert re.search(rf"^\| {re.escape(loop)}.*\| [\d.]+x \|.*\| \d+ MB \|$", text, re.M), loop
 
 
+def test_speed_findings_are_computed_from_the_numbers():
+    """The verdicts in speed.md's summary: shares of the peak from GFLOP per call and milliseconds, with the
+    wait-policy table's idle spin-wait time beside the served (passive) one."""
+    from bench.speed import WAIT_POLICIES, findings
+    passive, spin = list(WAIT_POLICIES)[:2]
+    r = {"peak": 140.0,
+         "sampling": [{"who": "ours", "batch": 16, "sampler": "DDIM-50", "peak_share": 0.28, "vs_peer": 1.07,
+                       "gflop": 7.0}],
+         "training": {"img_s": {"ours": 60.0, "plain": 50.0, "diffusers": 40.0},
+                      "gflop_per_image": {"plain": 1.4}},
+         "grid": [{"method": "dpm-solver++", "steps": 5, "guidance": 1.0, "calls": 5, "wall": 0.7}],
+         "omp": {(passive, False): {"1": 50.0, "16": 250.0}, (spin, False): {"1": 16.0, "16": 100.0},
+                 (passive, True): {"1": 20.0, "16": 200.0}, (spin, True): {"1": 40.0, "16": 400.0}}}
+    lines = findings(r)
+    assert lines[0].startswith("- Efficiency at batch 16 (DDIM-50): 28% of the matmul peak (goal 85%): **missed**")
+    assert "one call takes 100 ms on an idle machine, 50% of the peak" in lines[0]  # 7 GFLOP / 0.1 s / 140
+    assert "ours 1.20x the plain eager loop" in lines[1] and "runs at 50% of the matmul peak" in lines[1]
+    assert "dpm-solver++-5 (guidance 1) in 0.70 s" in lines[2] and "allows 3.6 calls" in lines[2]
+    assert "takes 3.1x the time of libgomp's default" in lines[3] and "(2.5x at batch 16)" in lines[3]
+    assert "the default takes 2.0x passive's (2.0x at 16)" in lines[3]
+
+
 def test_product_does_not_import_diffusers():
     """diffusers is a benchmark-only dependency (requirements-bench.txt)."""
     sources = [p for p in (ROOT / "explorer").rglob("*.py")] + [ROOT / "app.py", ROOT / "train.py"]

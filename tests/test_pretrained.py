@@ -12,11 +12,12 @@ from explorer.samplers import run, sample
 FILES = sorted(PRETRAINED_DIR.glob("*.safetensors"))
 CARD = (PRETRAINED_DIR / "README.md").read_text()
 FASHION_COSINE = [PRETRAINED_DIR / f"fashion_{objective}_cosine.safetensors" for objective in ("eps", "x0", "v")]
+FASHION_LINEAR = PRETRAINED_DIR / "fashion_eps_linear.safetensors"  # the original DDPM setting
 
 
 def test_the_bundle_is_complete_and_small():
     names = {path.name for path in FILES}
-    assert {p.name for p in FASHION_COSINE} <= names and DEFAULT_PATH.name in names
+    assert {p.name for p in [*FASHION_COSINE, FASHION_LINEAR, DEFAULT_PATH]} <= names
     assert sum(name.startswith("toy_") for name in names) == 15
     assert all(path.stat().st_size < 10 * 1024 ** 2 for path in FILES)
 
@@ -53,3 +54,14 @@ def test_the_fashion_models_behind_the_toggle_share_network_schedule_and_budget(
         assert c.step == configs[0].step and c.training["images_seen"] == configs[0].training["images_seen"]
         assert len(c.class_names) == 10 and c.training["train_config"]["p_uncond"] > 0  # guidance works
         assert math.isclose(c.training["train_config"]["lr"], configs[0].training["train_config"]["lr"])
+
+
+def test_the_linear_eps_model_differs_from_the_cosine_one_only_in_its_schedule():
+    linear, cosine = read_config(FASHION_LINEAR), read_config(FASHION_COSINE[0])
+    assert (linear.schedule, cosine.schedule) == ("linear", "cosine")
+    for field in ("net", "net_config", "objective", "T", "dataset", "class_names", "step"):
+        assert getattr(linear, field) == getattr(cosine, field), field
+    assert linear.training["images_seen"] == cosine.training["images_seen"]
+    differ = {key for key, value in linear.training["train_config"].items()
+              if cosine.training["train_config"][key] != value}
+    assert differ == {"schedule", "out"}  # the same recipe: lr, batch, EMA, min-SNR, label dropout, seed
