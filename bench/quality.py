@@ -167,17 +167,20 @@ def fmt(value, spec=".2f") -> str:
 def target_rows(reports: list[dict], floors: dict[int, float], n: int, ddpm_n: int) -> list[list[str]]:
     """Rows of the targets table: target, checkpoint, measured, goal, verdict with margin ("not measured" when
     `--only` left out a config the target needs)."""
-    measured = [(r["rows"][r["reference"]]["cfid"] / floors[n], r["reference"], r) for r in reports
-                if r["reference"] in r["rows"]]
-    ratio, ref, best = min(measured, key=lambda m: m[0]) if measured else (
-        None, label({**REFERENCE, "guidance": 1.0}), {"name": "-", "rows": {}})
+    # the best checkpoint at the reference's step count, any eta (the target names the step count only)
+    ref = reports[0]["reference"] if reports else label({**REFERENCE, "guidance": 1.0})
+    steps = ref.rsplit("-eta", 1)[0]
+    measured = [(row["cfid"] / floors[n], key, r) for r in reports for key, row in r["rows"].items()
+                if key.startswith(steps + "-eta") and "-g" not in key and "@" not in key]
+    ratio, best_key, best = min(measured, key=lambda m: m[0]) if measured else (None, None, {"name": "-", "rows": {}})
     ddpm = [row["cfid"] for key, row in best["rows"].items() if key.startswith("ddpm-")]
     same_n = best["rows"].get(f"{ref}@N={ddpm_n}")
     hint = "longer training or a larger net"
     if ddpm and same_n:  # the sampler or the model? full-T DDPM against the reference at the same (smaller) N
         hint += (f" (at N = {ddpm_n}, where DDPM was measured: full-T DDPM {min(ddpm) / floors[ddpm_n]:.2f}x that "
                  f"N's floor, {ref} {same_n['cfid'] / floors[ddpm_n]:.2f}x)")
-    rows = [verdict(f"{ref}: cFID / floor (best checkpoint)", best["name"], ratio, TARGETS["ddim50_floor"],
+    rows = [verdict(f"{steps}, best eta: cFID / floor (best checkpoint)",
+                    best["name"] + (f" ({best_key})" if best_key else ""), ratio, TARGETS["ddim50_floor"],
                     lower=True, hint=hint)]
     for r in reports:
         dpm = r["rows"].get(f"dpm-solver++-10@N={ddpm_n}", r["rows"].get("dpm-solver++-10"))  # at DDPM's N

@@ -237,7 +237,9 @@ def test_quality_benchmark_quick(tiny_checkpoint, tmp_path, monkeypatch):
     for row in ("| ddpm-50-beta_tilde | 50 |", "| ddim-10-eta0 | 10 |", "| dpm-solver++-10 | 10 |", "| 3 |",
                 "bits/dim"):
         assert row in text
-    assert text.count("| fashion_tiny |") == 4  # the four targets, each with pass or MISS
+    # the four targets, each with pass or MISS; the cFID one names the best DDIM-10 row over eta
+    assert text.count("| fashion_tiny |") == 3 and "| ddim-10, best eta: cFID / floor (best checkpoint) | " \
+        "fashion_tiny (ddim-10-eta0) |" in text
     assert "not a diffusion-explorer checkpoint" in text  # the classifier file, skipped
     rows = (tmp_path / "elbo_fashion_tiny.csv").read_text().splitlines()
     assert rows[0] == "t,span,term_bpd" and len(rows) == 1 + 1 + 5  # L_0 and one t per span of 10
@@ -300,3 +302,18 @@ def test_quality_report_says_how_to_reproduce_rows_of_several_runs(tiny_checkpoi
         return [line.rsplit("|", 2)[0] for line in report.split("## Targets")[1].splitlines() if line.startswith("| ")]
 
     assert rows(again) == rows(text) and len(rows(text)) > 6
+
+
+def test_quality_cfid_target_takes_the_best_eta_and_compares_ddpm_at_its_own_n():
+    bench = load_bench()
+    row = lambda cfid, acc=0.9: {"cfid": cfid, "accuracy": acc}  # noqa: E731
+    report = {"name": "m", "reference": "ddim-50-eta0",
+              "rows": {"ddim-50-eta0": row(3.0), "ddim-50-eta1": row(1.8), "ddim-50-eta1-g3": row(0.5),
+                       "ddim-50-eta0@N=100": row(6.0), "ddpm-1000-beta": row(5.5), "ddpm-1000-beta_tilde": row(5.0),
+                       "dpm-solver++-10@N=100": row(6.5), "ddim-50-eta0-g3": row(4.0, 0.995)}}
+    rows = bench.target_rows([report], {500: 1.0, 100: 5.0}, 500, 100)
+    assert rows[0][:4] == ["ddim-50, best eta: cFID / floor (best checkpoint)", "m (ddim-50-eta1)", "1.80", "<= 1.5"]
+    assert "full-T DDPM 1.00x that N's floor, ddim-50-eta0 1.20x" in rows[0][4]
+    assert rows[1][2] == "1.30" and rows[1][4].startswith("MISS by 0.05")  # DPM-10 / best DDPM at N = 100
+    assert [r[4] for r in rows[2:]] == ["MISS by 5.0 points; to close: a higher guidance scale (see the sweep) or "
+                                        "longer training", "pass"]
