@@ -30,7 +30,8 @@ measured row under a key made of the checkpoint's and classifier's hashes, devic
 options; a rerun reuses matching rows, so an interrupted run resumes where it stopped (delete the JSON to measure
 afresh).
 `--only` restricts the sampler configs measured by label (e.g. --only ddim-50-eta0,dpm-solver++-10); rows
-measured by an earlier run with the same settings stay in the report, so runs with different --only lists add up. `--quick`: N = 20,
+measured by an earlier run with the same settings stay in the report, so runs with different --only lists add up
+(the report ends with one command per checkpoint that measures its rows from scratch). `--quick`: N = 20,
 full-T DDPM, DDIM-10 (also the guidance sweep's sampler, w = 0 / 1 / 3), DPM-Solver++-10 and a cheap ELBO; for a
 test with a tiny checkpoint.
 """
@@ -238,7 +239,8 @@ def report(args, command, device, classifier, n, floors, reports, skipped) -> st
         "samples the classifier labels as the class asked for.", "",
         *(f"**Real-vs-real floor (train vs test, N = {m}): {f:.3f}**" for m, f in sorted(floors.items())), "",
         "## Targets", "",
-        *table(["target", "checkpoint", "measured", "goal", "verdict"], target_rows(reports, floors, n, args.ddpm_n)), "",
+        *table(["target", "checkpoint", "measured", "goal", "verdict"],
+               target_rows(reports, floors, n, args.ddpm_n)), "",
     ]
     for r in reports:
         c = r["config"]
