@@ -288,11 +288,10 @@ def settings_flags(args) -> list[str]:
     """The command-line flags behind a row's cache key and the ELBO's (all but --checkpoints and --only)."""
     flags = ["--quick"] if args.quick else []
     flags += ["--n", str(args.n), "--ddpm-n", str(args.ddpm_n), "--elbo-n", str(args.elbo_n)]
-    for flag, value, default in (("--t-stride", args.t_stride, None), ("--seed", args.seed, 0),
-                                 ("--batch-size", args.batch_size, 250), ("--device", args.device, "auto"),
-                                 ("--classifier", args.classifier, str(DEFAULT_PATH))):
-        if value != default:
-            flags += [flag, str(value)]
+    defaults = parse_args([])
+    for name in ("t_stride", "seed", "batch_size", "device", "classifier"):
+        if getattr(args, name) != getattr(defaults, name):
+            flags += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     return flags
 
 
