@@ -127,7 +127,10 @@ def is_skip(value) -> bool:
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Counts every network call (of every model) and can run a hook on the k-th."""
+    """Counts every network call (of every model) and can run a hook on the k-th. The bundled models are
+    loaded first, so their load-time trial call (`_trial`) is not counted whichever test runs first."""
+    for _, name in rv.checkpoint_choices()[:-1]:  # the last choice is "upload"
+        rv.model_at(rv.PRETRAINED / name)
     counter = SimpleNamespace(n=0, batch=[], hooks={})
     forward = DiffusionModel.forward
 
@@ -248,7 +251,7 @@ def test_the_stop_button_stops_its_own_session_only(calls, monkeypatch):
     mine, other = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="other")
     run_ = rv.generate(*controls(steps=30), request=mine)
     next(run_)
-    assert rv.STOPS.stop(other) is None and rv.stop_run(other) == (SKIP, SKIP)
+    assert rv.STOPS.stop(other) == {} and rv.stop_run(other) == (SKIP, SKIP)
     pressed = []
     calls.hooks[8] = lambda: pressed.append(rv.stop_run(mine))  # the Stop button, during the eighth call
     outs = list(run_)
@@ -257,7 +260,32 @@ def test_the_stop_button_stops_its_own_session_only(calls, monkeypatch):
     assert pressed == [(stopped, SKIP)] and outs[-1][OUT["status"]] == stopped
     assert all(is_skip(v) for i, v in enumerate(outs[-1]) if i != OUT["status"])
     assert "Step 6 of 30" in outs[-2][OUT["status"]]
-    assert rv.STOPS.stop(mine) is None  # the flag is gone with the run
+    assert rv.STOPS.stop(mine) == {}  # the flag is gone with the run
+
+
+def test_a_stop_while_the_run_waits_its_turn_ends_it_before_it_starts(calls):
+    """The Generate click registers the run at once (expect_run); a Stop while it waits in the queue halts it,
+    and when its turn comes it ends without a model call, saying so; the Compare status is left alone."""
+    mine = SimpleNamespace(session_hash="waiting")
+    rv.expect_run("generate")(mine)
+    before = "**Stopped** before it started."
+    assert rv.stop_run(mine) == (before, SKIP)
+    outs = list(rv.generate(*controls(steps=5), request=mine))
+    assert calls.n == 0 and len(outs) == 1 and outs[0][OUT["status"]] == before
+    assert rv.STOPS.stop(mine) == {}
+    rv.expect_run("generate")(mine)  # a fresh click after it: runs to the end
+    assert "**Done**" in list(rv.generate(*controls(steps=5), request=mine))[-1][OUT["status"]]
+    assert calls.n == 5
+
+
+def test_a_run_with_bad_input_takes_its_click_with_it(calls):
+    """A click whose run fails on its input leaves no stale entry that a later Stop could halt and the next
+    run then take for its own."""
+    mine = SimpleNamespace(session_hash="bad input")
+    rv.expect_run("compare")(mine)
+    with pytest.raises(UserInputError):
+        next(rv.compare(*controls(checkpoint=rv.UPLOAD, upload=None), *[None] * 8, request=mine))
+    assert rv.STOPS.stop(mine) == {}
 
 
 def test_compare_runs_both_settings_from_the_same_noise(monkeypatch):

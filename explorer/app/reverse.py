@@ -12,7 +12,8 @@ each of its two runs its own generator with the same seed, so both start from th
 Frames: x_T first, then x after every k-th step and after the last, k = ceil(steps / MAX_FRAMES), so a run
 streams at most MAX_FRAMES + 1 frames, small (STREAM_PX; the page enlarges them without smoothing). Runs take
 turns (RUN_GROUP, one at a time); the others wait in the queue. The Stop button stops its session's run
-before its next model call (`Stops`) and cancels the event, which also drops a run still waiting its turn.
+before its next model call, or before it starts if it still waits its turn (`Stops`); the run then ends by
+itself, saying where it stopped (no event is cancelled: a cancelled stream can end as an error on the page).
 
 Checkpoints come from PRETRAINED (image models only; 2D toys belong to the toy lab) or an upload, validated
 (never a pickle) and size-limited. The eps / x0 / v toggle switches to the bundled checkpoint with the same
@@ -493,13 +494,14 @@ def model_info(path: Path, config: ModelConfig) -> str:
 # --- stop flags ----------------------------------------------------------------------------------------------
 
 class Running:
-    """A run in progress: which handler runs it ("generate" or "compare"), how far it has shown (e.g. "step 12
-    of 50") and its stop flag. Showing a frame and stopping exclude each other, so what the Stop button says
-    is always what the run shows last."""
+    """A run, from the click that asks for it to its end: which handler runs it ("generate" or "compare"), how
+    far it has shown (e.g. "step 12 of 50"; None before its first frame) and its stop flag. Showing a frame and
+    stopping exclude each other, so what the Stop button says is always what the run shows last."""
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.shown = "x_T"
+        self.shown: str | None = None
+        self.started = False
         self.stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -512,40 +514,56 @@ class Running:
             return True
 
     def halt(self) -> str:
-        """Stop the run; returns how far it has shown."""
+        """Stop the run; returns the status it ends with."""
         with self._lock:
             self.stop.set()
-            return self.shown
+            return self.stopped()
+
+    def stopped(self) -> str:
+        """The status of a stopped run, the same words from the Stop button and from the run itself."""
+        return f"**Stopped** after {self.shown}." if self.shown else "**Stopped** before it started."
 
 
 class Stops:
-    """The Stop button's flags, one per browser session: a run registers itself while it runs, the Stop
-    button stops its session's run, which then ends before its next model call."""
+    """The Stop button's flags, per browser session. A click on Generate or Compare registers its run at once
+    (`expect`, not queued), so a Stop pressed while the run waits its turn stops it too; the handler takes the
+    oldest such entry of its kind when it starts (`running`; a call through the API, which skips the click, gets
+    a fresh one) and ends before its next model call once the entry is halted."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._runs: dict[str, Running] = {}
+        self._runs: list[tuple[str, Running]] = []  # (session, run), in the order they were asked for
+
+    def expect(self, request: gr.Request | None, kind: str) -> None:
+        """A run of `kind` was asked for in this session; it may still wait its turn in the queue."""
+        session = getattr(request, "session_hash", None)
+        if session:
+            with self._lock:
+                self._runs.append((session, Running(kind)))
 
     @contextlib.contextmanager
     def running(self, request: gr.Request | None, kind: str) -> Iterator[Running]:
         session = getattr(request, "session_hash", None)
-        entry = Running(kind)
-        if session:
-            with self._lock:
-                self._runs[session] = entry
+        with self._lock:
+            entry = next((r for s, r in self._runs if s == session and r.kind == kind and not r.started), None)
+            if entry is None:
+                entry = Running(kind)
+                if session:
+                    self._runs.append((session, entry))
+            entry.started = True
         try:
             yield entry
         finally:
-            if session:
-                with self._lock:
-                    if self._runs.get(session) is entry:
-                        del self._runs[session]
+            with self._lock:
+                self._runs = [(s, r) for s, r in self._runs if r is not entry]
 
-    def stop(self, request: gr.Request | None) -> tuple[str, str] | None:
-        """Stop this session's run; (its kind, how far it has shown), or None if the session has no run."""
+    def stop(self, request: gr.Request | None) -> dict[str, str]:
+        """Stop this session's runs, running or waiting: {kind: the status it ends with}, a running run's if
+        one of that kind runs."""
+        session = getattr(request, "session_hash", None)
         with self._lock:
-            entry = self._runs.get(getattr(request, "session_hash", None))
-        return None if entry is None else (entry.kind, entry.halt())
+            entries = sorted((r for s, r in self._runs if s == session), key=lambda r: r.started)
+        return {entry.kind: entry.halt() for entry in entries}
 
 
 STOPS = Stops()
@@ -560,10 +578,10 @@ def generate(checkpoint, upload, objective, method, variance, eta, spacing, step
     """Stream one run (inputs: CONTROLS; outputs: OUTPUTS): x_T with the sigma plot, then every shown step; the
     last yield adds the trajectory GIF (the streamed pictures) and the downloads (the final grid as a PNG of
     about DOWNLOAD_PX, the GIF). A stopped run ends with a status saying where it stopped."""
-    s = settings(checkpoint, upload, objective, method, variance, eta, spacing, steps, label, guidance, seed, n,
-                 clip)
-    start = time.perf_counter()
-    with STOPS.running(request, "generate") as running:
+    with STOPS.running(request, "generate") as running:  # first: the click's entry is taken even if input is bad
+        s = settings(checkpoint, upload, objective, method, variance, eta, spacing, steps, label, guidance, seed,
+                     n, clip)
+        start = time.perf_counter()
         scale = 0
         gif, done = [], False
         for f in trajectory(s, running.stop):
@@ -584,7 +602,7 @@ def generate(checkpoint, upload, objective, method, variance, eta, spacing, step
                 done = True
                 yield x_img, x0_img, text, gr.skip(), str(anim), [str(png), str(anim)]
         if not done:  # stopped: the same words as stop_run's, whichever lands last
-            yield gr.skip(), gr.skip(), f"**Stopped** after {running.shown}.", gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), running.stopped(), gr.skip(), gr.skip(), gr.skip()
 
 
 @torch.inference_mode()
@@ -593,12 +611,12 @@ def compare(checkpoint, upload, objective, method, variance, eta, spacing, steps
             request: gr.Request = None):
     """Stream two runs from the same x_T side by side (inputs: CONTROLS, then CONTROLS_B for run B, which
     shares the checkpoint family, class, seed and number of images; outputs: COMPARE_OUTPUTS)."""
-    a = settings(checkpoint, upload, objective, method, variance, eta, spacing, steps, label, guidance, seed, n,
-                 clip)
-    b = settings(checkpoint, upload, objective_b, method_b, variance_b, eta_b, spacing_b, steps_b, label,
-                 guidance_b, seed, n, clip_b)
-    start = time.perf_counter()
-    with STOPS.running(request, "compare") as running:
+    with STOPS.running(request, "compare") as running:  # first: the click's entry is taken even if input is bad
+        a = settings(checkpoint, upload, objective, method, variance, eta, spacing, steps, label, guidance, seed,
+                     n, clip)
+        b = settings(checkpoint, upload, objective_b, method_b, variance_b, eta_b, spacing_b, steps_b, label,
+                     guidance_b, seed, n, clip_b)
+        start = time.perf_counter()
         scale = 0
         done = False
         for fa, fb in side_by_side(a, b, running.stop):
@@ -617,18 +635,21 @@ def compare(checkpoint, upload, objective, method, variance, eta, spacing, steps
             figure = sigma_figure(a.config, [("A: ", a.sampler), ("B: ", b.sampler)]) if fa.step == 0 else gr.skip()
             yield *pics, text, figure
         if not done:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Stopped** after {running.shown}.", gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), running.stopped(), gr.skip()
+
+
+def expect_run(kind: str):
+    """The first step of a click on Generate (kind "generate") or Compare: register the run at once."""
+    def expect(request: gr.Request = None):
+        STOPS.expect(request, kind)
+    return expect
 
 
 def stop_run(request: gr.Request = None):
-    """The Stop button: this session's run ends after the model call in progress. Outputs: the status of
-    Generate and of Compare; the one whose run was stopped says so (a cancelled run cannot say it itself)."""
+    """The Stop button: this session's run ends after the model call in progress, or before it starts if it
+    still waits its turn. Outputs: the status of Generate and of Compare; a stopped run's says so at once."""
     stopped = STOPS.stop(request)
-    if stopped is None:
-        return gr.skip(), gr.skip()
-    kind, shown = stopped
-    text = f"**Stopped** after {shown}."
-    return (text, gr.skip()) if kind == "generate" else (gr.skip(), text)
+    return stopped.get("generate", gr.skip()), stopped.get("compare", gr.skip())
 
 
 @for_visitor
@@ -794,13 +815,14 @@ def build() -> None:
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     one_run = {"concurrency_limit": 1, "concurrency_id": RUN_GROUP, "show_progress": "minimal"}
 
-    generating = run.click(for_visitor(generate), controls,
-                           [x_t, x0_hat, status_md, plot, anim, downloads], api_name="generate", **one_run)
-    comparing = run_b.click(for_visitor(compare), [*controls, *controls_b],
-                            [*pictures_b, status_b, plot_b], api_name="compare", **one_run)
-    gr.on([stop.click, stop_b.click], stop_run, None, [status_md, status_b], cancels=[generating, comparing],
-          api_name="stop",
-          concurrency_limit=None, concurrency_id="reverse-stop", show_progress="hidden")
+    at_once = {"concurrency_limit": None, "concurrency_id": "reverse-stop", "show_progress": "hidden"}
+    run.click(expect_run("generate"), api_visibility="private", **at_once).then(
+        for_visitor(generate), controls, [x_t, x0_hat, status_md, plot, anim, downloads], api_name="generate",
+        **one_run)
+    run_b.click(expect_run("compare"), api_visibility="private", **at_once).then(
+        for_visitor(compare), [*controls, *controls_b], [*pictures_b, status_b, plot_b], api_name="compare",
+        **one_run)
+    gr.on([stop.click, stop_b.click], stop_run, None, [status_md, status_b], api_name="stop", **at_once)
 
     gr.on([method.input, variance.input, eta.input, spacing.input, steps.input], sigma_plot, plot_inputs, plot,
           api_name="sigma_plot", **quiet)
