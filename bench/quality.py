@@ -27,8 +27,8 @@ same N compare.
 
 Writes <out-dir>/quality.md, <out-dir>/elbo_<name>.csv and <out-dir>/quality.json. The JSON keeps every
 measured row under a key made of the checkpoint's and classifier's hashes, device, N, seed, batch size and sampler
-options; a rerun reuses matching rows, so an interrupted run resumes where it stopped (delete the JSON to measure
-afresh).
+options, and the floor at each N; a rerun reuses matching rows, so an interrupted run resumes where it stopped
+(delete the JSON to measure afresh). bench/speed.py reads it (`measured`) to put quality beside its timings.
 `--only` restricts the sampler configs measured by label (e.g. --only ddim-50-eta0,dpm-solver++-10); rows
 measured by an earlier run with the same settings stay in the report, so runs with different --only lists add up
 (the report ends with one command per checkpoint that measures its rows from scratch). `--quick`: N = 20,
@@ -107,6 +107,33 @@ def sampler_configs(T: int, quick: bool) -> tuple[list[dict], list[dict]]:
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def row_key(digest: str, judge: str, device: str, n: int, seed: int, batch_size: int, options: dict) -> str:
+    """quality.json's key of one sampler row: checkpoint and classifier hashes, device type, N, seed, batch size
+    and the sampler options."""
+    return f"{digest}|{judge}|{device}|n={n}|seed={seed}|batch={batch_size}|" + json.dumps(options, sort_keys=True)
+
+
+def floor_key(judge: str, n: int, seed: int) -> str:
+    """quality.json's key of the real-vs-real floor at N."""
+    return f"floor|{judge}|n={n}|seed={seed}"
+
+
+def measured(path: Path, options: dict, n: int = FULL_N, results: Path = RESULTS) -> dict | None:
+    """What an earlier run measured for a checkpoint and sampler options (as sampler_configs makes them) with
+    the default classifier, seed and batch size, on any device: {"cfid", "accuracy", "floor"} (the floor at that
+    N), or None if quality.json lacks the row or its floor."""
+    cache = Cache(results / "quality.json")
+    defaults = parse_args([])
+    judge = "classifier=" + file_hash(Path(defaults.classifier))
+    floor = cache.rows.get(floor_key(judge, n, defaults.seed))
+    digest = file_hash(path)
+    for device in ("cpu", "cuda", "mps"):
+        row = cache.rows.get(row_key(digest, judge, device, n, defaults.seed, defaults.batch_size, options))
+        if row and floor:
+            return {"cfid": row["cfid"], "accuracy": row["accuracy"], "floor": floor["cfid"]}
+    return None
 
 
 def machine(device: torch.device) -> str:
@@ -332,14 +359,17 @@ def main(argv: list[str] | None = None) -> Path:
     dataset = classifier.config.dataset
     x_train, y_train, _ = load_image_tensors(dataset, train=True, root=args.data_root)
     x_test, y_test, _ = load_image_tensors(dataset, train=False, root=args.data_root)
+    cache = Cache(out_dir / "quality.json")
     test_stats, floors = {}, {}
     for m in {args.n, args.ddpm_n}:
         test_stats[m] = feature_stats(classifier_features(classifier, x_test[balanced_indices(y_test, m, args.seed)]))
-        train = feature_stats(classifier_features(classifier, x_train[balanced_indices(y_train, m, args.seed)]))
-        floors[m] = frechet_distance(*train, *test_stats[m])
+
+        def floor(m=m):
+            train = feature_stats(classifier_features(classifier, x_train[balanced_indices(y_train, m, args.seed)]))
+            return {"cfid": frechet_distance(*train, *test_stats[m])}
+        floors[m] = cache.get_or_measure(floor_key(judge, m, args.seed), floor)["cfid"]
     elbo_idx = balanced_indices(y_test, args.elbo_n, args.seed + 1)
     only = set(args.only.split(",")) if args.only else None
-    cache = Cache(out_dir / "quality.json")
 
     paths = [Path(p) for p in args.checkpoints] if args.checkpoints else sorted(PRETRAINED_DIR.glob("*.safetensors"))
     reports, skipped = [], []
@@ -372,8 +402,7 @@ def main(argv: list[str] | None = None) -> Path:
         rows, labels = {}, set()
         for options, part, n in jobs:
             name = label(options) + (f"@N={n}" if n != args.n and options["method"] != "ddpm" else "")
-            key = (f"{digest}|{judge}|{device.type}|n={n}|seed={args.seed}|batch={args.batch_size}|"
-                   + json.dumps(options, sort_keys=True))
+            key = row_key(digest, judge, device.type, n, args.seed, args.batch_size, options)
             if only is not None and label(options) not in only and key not in cache.rows:
                 continue  # left out by --only and not measured before (rows measured earlier stay in the report)
             if name not in rows:  # the sweep's w = 1 is also a sampler row: measured once

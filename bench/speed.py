@@ -14,8 +14,9 @@ each comparison is interleaved (ours, peer, ours, peer, ...) so that machine noi
 - training: images/s of our trainer's default configuration, of a plain eager loop on the same network, and of
   the diffusers peer in that same plain loop; peak memory of each in a fresh process;
 - app: the forward-view handler and the first frame of the reverse view (the app's own targets);
-- classroom grid: 16 class-conditional samples of the default checkpoint, start to uint8 grid, for the few-step
-  settings whose quality bench/results/quality.md reports;
+- classroom grid: 16 class-conditional samples, start to uint8 grid, of the default checkpoint (and of any
+  other given with --grid-checkpoints, interleaved), for sampler settings whose quality bench/quality.py has
+  measured: the cFID and class accuracy it recorded in bench/results/quality.json stand beside each time;
 - OpenMP wait policy: a network call in fresh processes under PASSIVE / default / ACTIVE waiting, on an idle
   machine and beside one busy process;
 - profiles: where a model call's and a training step's time goes (torch.profiler, self time per operator; the
@@ -51,6 +52,7 @@ from explorer.nets import count_flops, count_parameters  # noqa: E402
 from explorer.nets.unet import UNET_PRESETS, UNet  # noqa: E402
 from explorer.samplers import run, sample  # noqa: E402
 from explorer.training import TrainConfig, Trainer  # noqa: E402
+from bench.quality import TARGETS, label, measured  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "speed.md"
 DEFAULT_CHECKPOINT = ROOT / "pretrained" / "fashion_v_cosine.safetensors"
@@ -61,9 +63,13 @@ PEER = dict(block_out_channels=(32, 56, 112), layers_per_block=1, norm_num_group
             down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3)
 PEER_TINY = dict(block_out_channels=(8, 16, 32), layers_per_block=1, norm_num_groups=4, attention_head_dim=8,
                  down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3)
-GRID_SETTINGS = [("dpm-solver++", 10, 1.0), ("dpm-solver++", 8, 1.0), ("dpm-solver++", 5, 1.0),
-                 ("dpm-solver++", 10, 3.0), ("ddim", 50, 1.0), ("ddim", 50, 3.0)]
+# The classroom grid's sampler settings, as bench/quality.py names them (its rows give their quality): the
+# fastest few-step solver, and the stochastic DDIM that comes closest to the quality targets.
+GRID_SETTINGS = [{"method": "dpm-solver++", "steps": s, "guidance": 1.0, "clip_x0": True} for s in (5, 10)] + \
+                [{"method": "ddim", "steps": s, "eta": 1.0, "guidance": 1.0, "clip_x0": True} for s in (20, 50)] + \
+                [{"method": "ddim", "steps": 50, "eta": 0.0, "guidance": 3.0, "clip_x0": True}]
 GRID_TARGET_S = 0.5
+GRID_QUALITY_N = 500  # the N of the quality rows recorded in bench/results/quality.md
 
 
 class PeerNet(torch.nn.Module):
@@ -266,23 +272,36 @@ def app_latency(repeats: int) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------------------- classroom grid
 @torch.inference_mode()
-def classroom_grid(model: DiffusionModel, settings: list, rounds: int) -> list[dict]:
-    """Seconds from noise to a uint8 grid of 16 class-conditional samples (classes 0..9, 0..5)."""
+def classroom_grid(models: dict[str, DiffusionModel], settings: list[dict], rounds: int) -> list[dict]:
+    """Seconds from noise to a uint8 grid of 16 class-conditional samples (classes 0..9, 0..5) for each model
+    and sampler setting, all interleaved."""
     y = torch.arange(16, device=runtime.DEVICE) % 10
     gen = torch.Generator(runtime.DEVICE).manual_seed(0)
 
-    def grid(method, steps, guidance):
+    def grid(model, o):
         x_T = torch.randn(16, *model.sample_shape, device=runtime.DEVICE, generator=gen)
-        x0 = run(sample(model, model.schedule, x_T, method, steps, objective=model.objective, y=y,
-                        guidance=guidance, clip_x0=True))
+        x0 = run(sample(model, model.schedule, x_T, o["method"], o["steps"], o.get("eta", 0.0), model.objective, y,
+                        o["guidance"], clip_x0=o["clip_x0"]))
         return make_grid(x0.clamp(-1, 1) * 0.5 + 0.5, nrow=4).mul(255).round().to(torch.uint8).cpu()
 
-    fns = {s: (lambda s=s: grid(*s)) for s in settings}
+    fns = {(name, i): (lambda m=model, o=o: grid(m, o)) for name, model in models.items()
+           for i, o in enumerate(settings)}
     for fn in fns.values():
         fn()
     wall = interleaved(fns, rounds)
-    return [{"method": m, "steps": k, "guidance": g, "calls": k * (1 if g == 1 else 2), "wall": wall[(m, k, g)]}
-            for m, k, g in settings]
+    return [{"network": name, "params": count_parameters(model.net), "sampler": label(o), "guidance": o["guidance"],
+             "calls": o["steps"] * (1 if o["guidance"] in (0, 1) else 2), "wall": wall[(name, i)], "options": o}
+            for name, model in models.items() for i, o in enumerate(settings)]
+
+
+def quality_met(q: dict | None, guidance: float) -> bool | None:
+    """Whether a grid setting's recorded quality meets issue 7's targets: cFID at most TARGETS["ddim50_floor"]
+    times the floor, and the class accuracy asked of its guidance (w = 1: acc_g1; w >= 3: acc_g3); None if not
+    measured."""
+    if q is None:
+        return None
+    accuracy = TARGETS["acc_g1"] if guidance < 3 else TARGETS["acc_g3"]
+    return q["cfid"] / q["floor"] <= TARGETS["ddim50_floor"] and q["accuracy"] >= accuracy
 
 
 # ------------------------------------------------------------------------------------------------------ profile
@@ -374,12 +393,7 @@ def findings(r: dict) -> list[str]:
                  f"network would need {200 * plain / peak:.0f}% of it: only less arithmetic per image (a leaner "
                  f"network) can double images/s here. Against the diffusers peer in the same loop: "
                  f"{t['img_s']['ours'] / t['img_s']['diffusers']:.2f}x.")
-    best = min(r["grid"], key=lambda g: g["wall"])
-    per_call = best["wall"] / best["calls"]
-    lines.append(f"- Classroom grid: fastest measured {best['method']}-{best['steps']} (guidance {best['guidance']:g}) "
-                 f"in {best['wall']:.2f} s (goal {GRID_TARGET_S} s: **{verdict(best['wall'] <= GRID_TARGET_S)}**)"
-                 f"; at {1e3 * per_call:.0f} ms per batch-16 call the goal allows {GRID_TARGET_S / per_call:.1f} "
-                 "calls.")
+    lines.append(grid_finding(r["grid"]))
     if passive and default:
         busy_p, busy_d = (r["omp"][(name, True)] for name in list(WAIT_POLICIES)[:2])
         lines.append(f"- OpenMP waiting: on an idle machine passive waiting (the app's choice) takes "
@@ -389,6 +403,31 @@ def findings(r: dict) -> list[str]:
                      "Whether spinning pays once the app serves (its own threads then share the CPUs): "
                      "`python bench/reverse_view.py --policies`, recorded in bench/results/reverse_view.md.")
     return lines
+
+
+def quality_text(g: dict) -> str:
+    q = g.get("quality")
+    return (f"cFID {q['cfid'] / q['floor']:.2f}x the floor, class accuracy {100 * q['accuracy']:.1f}%" if q else
+            "quality not measured")
+
+
+def grid_finding(grid: list[dict]) -> str:
+    """The classroom-grid verdict: time and the quality targets together."""
+    fastest = min(grid, key=lambda g: g["wall"])
+    good = sorted((g for g in grid if g.get("met")), key=lambda g: g["wall"])
+    both = bool(good) and good[0]["wall"] <= GRID_TARGET_S
+    per_call = fastest["wall"] / fastest["calls"]
+    text = (f"- Classroom grid (goal: {GRID_TARGET_S} s and the quality targets: **{verdict(both)}**): fastest "
+            f"{fastest['sampler']} of {fastest['network']} in {fastest['wall']:.2f} s ({quality_text(fastest)}); ")
+    if good:
+        text += f"the fastest that meets the quality targets: {good[0]['sampler']} of {good[0]['network']} in " \
+                f"{good[0]['wall']:.2f} s."
+    else:
+        text += (f"no measured setting meets the quality targets (cFID <= {TARGETS['ddim50_floor']}x the floor, "
+                 f"class accuracy >= {100 * TARGETS['acc_g1']:.0f}% at w = 1, {100 * TARGETS['acc_g3']:.0f}% at "
+                 "w = 3).")
+    return text + (f" At {1e3 * per_call:.0f} ms per batch-16 call the time goal allows "
+                   f"{GRID_TARGET_S / per_call:.1f} calls.")
 
 
 def report(r: dict) -> str:
@@ -411,11 +450,12 @@ def report(r: dict) -> str:
         train.append(f"| {label} | {t['img_s'][k]:.1f} | {t['img_s'][k] / t['img_s']['plain']:.2f}x "
                      f"| {t['gflop_per_image'][k]:.2f} | {achieved:.0f} | {100 * achieved / peak:.0f}% "
                      f"| {r['rss'][k]:.0f} MB |")
-    grid = ["| sampler | model calls (batch 16) | guidance | wall, noise to uint8 grid | goal <= 0.5 s |",
-            "|---|---|---|---|---|"]
+    grid = [f"| network | sampler | model calls (batch 16) | wall, noise to uint8 grid | <= {GRID_TARGET_S} s "
+            f"| quality at N = {GRID_QUALITY_N} (quality.md) | quality targets |", "|---|---|---|---|---|---|---|"]
     for g in r["grid"]:
-        grid.append(f"| {g['method']}-{g['steps']} | {g['calls']} | {g['guidance']:g} | {g['wall']:.2f} s "
-                    f"| {verdict(g['wall'] <= GRID_TARGET_S)} |")
+        met = {None: "not measured", True: "met", False: "missed"}[g.get("met")]
+        grid.append(f"| {g['network']} ({g['params'] / 1e6:.2f} M parameters) | {g['sampler']} | {g['calls']} "
+                    f"| {g['wall']:.2f} s | {verdict(g['wall'] <= GRID_TARGET_S)} | {quality_text(g)} | {met} |")
     prof = []
     for what, p in r["profile"].items():
         prof += [f"{what}: {p['per_call_ms']:.1f} ms each; operators' self time covers "
@@ -467,11 +507,14 @@ def report(r: dict) -> str:
         "",
         "Served and browser latencies: bench/results/forward_view.md and reverse_view.md.",
         "",
-        "## Time to a classroom grid (16 class-conditional samples of the default checkpoint)",
+        "## Time to a classroom grid (16 class-conditional samples)",
         "",
         *grid,
         "",
-        "Quality of each setting: bench/results/quality.md.",
+        "Quality: cFID / floor and class accuracy of N class-balanced samples, as bench/quality.py measured them "
+        "(bench/results/quality.md; the targets are issue 7's: cFID at most "
+        f"{TARGETS['ddim50_floor']}x the floor, class accuracy at least {100 * TARGETS['acc_g1']:.0f}% at w = 1 "
+        f"and {100 * TARGETS['acc_g3']:.0f}% at w = 3).",
         "",
         "## OpenMP wait policy (one network call of ours, median, fresh process per cell)",
         "",
@@ -487,6 +530,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny nets and loops: checks the harness, not speed")
     p.add_argument("--out-dir", default=str(RESULT.parent), help="folder for speed.md")
+    p.add_argument("--grid-checkpoints", nargs="*", default=[],
+                   help="more checkpoints for the classroom grid, beside the default one (e.g. a leaner network)")
     p.add_argument("--rss-of", choices=["ours", "plain", "diffusers"], help=argparse.SUPPRESS)
     p.add_argument("--call-ms", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -513,7 +558,13 @@ def main(argv=None) -> int:
     cases = ([(1, "ddim", 5, 2), (2, "ddpm", 10, 1)] if args.quick else
              [(1, "ddim", 50, 7), (16, "ddim", 50, 5), (1, "ddpm", 1000, 1), (16, "ddpm", 1000, 1)])
     r["sampling"] = sampling(model, peer, cases, r["peak"])
-    r["grid"] = classroom_grid(model, GRID_SETTINGS[:2] if args.quick else GRID_SETTINGS, 1 if args.quick else 3)
+    paths = {} if args.quick else {p.stem: p for p in [DEFAULT_CHECKPOINT, *map(Path, args.grid_checkpoints)]}
+    grid_models = {name: load_model(p, runtime.DEVICE).eval() for name, p in paths.items()} or {"untrained tiny": model}
+    r["grid"] = classroom_grid(grid_models, GRID_SETTINGS[:2] if args.quick else GRID_SETTINGS,
+                               1 if args.quick else 3)
+    for g in r["grid"]:
+        g["quality"] = measured(paths[g["network"]], g["options"], GRID_QUALITY_N) if paths else None
+        g["met"] = quality_met(g["quality"], g["guidance"])
     r["profile"] = {f"Network call, batch {b}": profile(network_call(model.net, b), 3 if args.quick else 20)
                     for b in (1, 16)}
     r["omp"] = wait_policy(args.quick)

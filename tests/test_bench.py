@@ -32,16 +32,33 @@ def test_speed_findings_are_computed_from_the_numbers():
                        "gflop": 7.0}],
          "training": {"img_s": {"ours": 60.0, "plain": 50.0, "diffusers": 40.0},
                       "gflop_per_image": {"plain": 1.4}},
-         "grid": [{"method": "dpm-solver++", "steps": 5, "guidance": 1.0, "calls": 5, "wall": 0.7}],
+         "grid": [{"network": "fashion_v_cosine", "sampler": "dpm-solver++-5", "guidance": 1.0, "calls": 5,
+                   "wall": 0.7, "quality": {"cfid": 6.15, "floor": 0.909, "accuracy": 0.808}, "met": False},
+                  {"network": "fashion_v_cosine", "sampler": "ddim-50-eta1", "guidance": 1.0, "calls": 50,
+                   "wall": 7.0, "quality": None, "met": None}],
          "omp": {(passive, False): {"1": 50.0, "16": 250.0}, (spin, False): {"1": 16.0, "16": 100.0},
                  (passive, True): {"1": 20.0, "16": 200.0}, (spin, True): {"1": 40.0, "16": 400.0}}}
     lines = findings(r)
     assert lines[0].startswith("- Efficiency at batch 16 (DDIM-50): 28% of the matmul peak (goal 85%): **missed**")
     assert "one call takes 100 ms on an idle machine, 50% of the peak" in lines[0]  # 7 GFLOP / 0.1 s / 140
     assert "ours 1.20x the plain eager loop" in lines[1] and "runs at 50% of the matmul peak" in lines[1]
-    assert "dpm-solver++-5 (guidance 1) in 0.70 s" in lines[2] and "allows 3.6 calls" in lines[2]
+    assert "(goal: 0.5 s and the quality targets: **missed**): fastest dpm-solver++-5 of fashion_v_cosine in " \
+        "0.70 s (cFID 6.77x the floor, class accuracy 80.8%); no measured setting meets" in lines[2]
+    assert "allows 3.6 calls" in lines[2]
     assert "takes 3.1x the time of libgomp's default" in lines[3] and "(2.5x at batch 16)" in lines[3]
     assert "the default takes 2.0x passive's (2.0x at 16)" in lines[3]
+
+
+def test_speed_classroom_grid_verdict_needs_time_and_quality():
+    """Met only where one setting is both within 0.5 s and within issue 7's quality targets."""
+    from bench.speed import grid_finding, quality_met
+    good = {"cfid": 1.2, "floor": 1.0, "accuracy": 0.96}
+    assert quality_met(good, 1.0) and not quality_met(good, 3.0)  # w = 3 asks 99 % of the classes
+    assert not quality_met({**good, "cfid": 1.6}, 1.0) and quality_met(None, 1.0) is None
+    row = {"network": "lean", "sampler": "ddim-20-eta1", "guidance": 1.0, "calls": 20, "quality": good, "met": True}
+    assert "**met**" in grid_finding([{**row, "wall": 0.4}])
+    slow = grid_finding([{**row, "wall": 0.8}, {**row, "sampler": "dpm-solver++-5", "wall": 0.3, "met": False}])
+    assert "**missed**" in slow and "meets the quality targets: ddim-20-eta1 of lean in 0.80 s" in slow
 
 
 def test_product_does_not_import_diffusers():

@@ -244,7 +244,17 @@ def test_quality_benchmark_quick(tiny_checkpoint, tmp_path, monkeypatch):
     rows = (tmp_path / "elbo_fashion_tiny.csv").read_text().splitlines()
     assert rows[0] == "t,span,term_bpd" and len(rows) == 1 + 1 + 5  # L_0 and one t per span of 10
     cached = json.loads((tmp_path / "quality.json").read_text())
-    assert len(cached) == 6  # 3 samplers + guidance 0 and 3 (w = 1 is ddim-10-eta0) + the ELBO
+    assert len(cached) == 7  # 3 samplers + guidance 0 and 3 (w = 1 is ddim-10-eta0) + the ELBO + the floor
+    # what bench/speed.py reads back: a row with the floor of its N, as the report shows them
+    row = bench.measured(tiny_checkpoint, {"method": "dpm-solver++", "steps": 10, "guidance": 1.0, "clip_x0": True},
+                         20, tmp_path)
+    floor = float(re.search(r"floor \(train vs test, N = 20\)\: ([\d.]+)", text).group(1))
+    assert round(row["floor"], 3) == floor and f"| dpm-solver++-10 | 10 | 20 | {row['cfid']:.3f} |" in text
+    assert f"| {row['accuracy']:.3f} |" in text
+    assert bench.measured(tiny_checkpoint, {"method": "dpm-solver++", "steps": 5, "guidance": 1.0, "clip_x0": True},
+                          20, tmp_path) is None  # not measured
+    assert bench.measured(tiny_checkpoint, {"method": "dpm-solver++", "steps": 10, "guidance": 1.0, "clip_x0": True},
+                          2000, tmp_path) is None  # not at that N
 
     def no_new_measurements(*args, **kwargs):
         raise AssertionError("a cached row was measured again")
@@ -266,7 +276,7 @@ def test_quality_benchmark_fewer_samples_for_full_t_ddpm(tiny_checkpoint, tmp_pa
     assert re.search(r"at N = 10, where DDPM was measured: full-T DDPM [\d.]+x that N's floor, ddim-10-eta0 [\d.]+x",
                      text)  # the tiny model misses the cFID target; the hint says whether DDPM does better
     cached = json.loads((tmp_path / "quality.json").read_text())
-    assert sum("|n=10|" in key for key in cached) == 3
+    assert sum("|n=10|" in key for key in cached) == 3 + 1  # DDPM, DPM-Solver++-10, DDIM-10 and the floor
 
 
 def test_quality_benchmark_only_adds_up(tiny_checkpoint, tmp_path, monkeypatch):
