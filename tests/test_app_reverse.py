@@ -264,16 +264,16 @@ def test_the_stop_button_stops_its_own_session_only(calls, monkeypatch):
 
 
 def test_a_stop_while_the_run_waits_its_turn_ends_it_before_it_starts(calls):
-    """The Generate click registers the run at once (expect_run); a Stop while it waits in the queue halts it,
+    """The Generate click registers the run at once (STOPS.expecting); a Stop while it waits in the queue halts it,
     and when its turn comes it ends without a model call, saying so; the Compare status is left alone."""
     mine = SimpleNamespace(session_hash="waiting")
-    rv.expect_run("generate")(mine)
+    rv.STOPS.expect(mine, "generate")
     before = "**Stopped** before it started."
     assert rv.stop_run(mine) == (before, SKIP)
     outs = list(rv.generate(*controls(steps=5), request=mine))
     assert calls.n == 0 and len(outs) == 1 and outs[0][OUT["status"]] == before
     assert rv.STOPS.stop(mine) == {}
-    rv.expect_run("generate")(mine)  # a fresh click after it: runs to the end
+    rv.STOPS.expect(mine, "generate")  # a fresh click after it: runs to the end
     assert "**Done**" in list(rv.generate(*controls(steps=5), request=mine))[-1][OUT["status"]]
     assert calls.n == 5
 
@@ -282,7 +282,7 @@ def test_a_run_with_bad_input_takes_its_click_with_it(calls):
     """A click whose run fails on its input leaves no stale entry that a later Stop could halt and the next
     run then take for its own."""
     mine = SimpleNamespace(session_hash="bad input")
-    rv.expect_run("compare")(mine)
+    rv.STOPS.expect(mine, "compare")
     with pytest.raises(UserInputError):
         next(rv.compare(*controls(checkpoint=rv.UPLOAD, upload=None), *[None] * 8, request=mine))
     assert rv.STOPS.stop(mine) == {}

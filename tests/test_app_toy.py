@@ -4,6 +4,7 @@ then the app launched in-process and driven through the lab's named endpoints wi
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,6 +23,9 @@ from explorer.samplers import run, sample
 from explorer.schedules import make_schedule
 
 D = toy.DEFAULTS
+
+
+SKIP = {"__type__": "update"}  # gr.skip()
 
 
 def view(**kw) -> list:
@@ -186,10 +190,50 @@ def test_live_training_lowers_loss_and_distance_and_saves_a_checkpoint(monkeypat
         list(toy.generate(*run_args(source="trained here", trained=last.path, label="upper moon")))
     with pytest.raises(UserInputError, match="trained here is for two-moons, predicting v"):
         toy.model_path(toy.setup("two-moons", "cosine", 1000, "eps", "trained here", last.path))
-    text, download = toy.stop_training(last.path)
+    text, download = toy.training_stopped(last.path)
     assert "step 250" in text and download.value["orig_name"] == toy.Path(last.path).name
     toy.forget(last.path)
     assert not toy.Path(last.path).parent.exists()
+
+
+def test_stopped_training_ends_before_its_next_step_and_keeps_its_last_update(monkeypatch):
+    """Stop during live training: no step after it, the checkpoint of the last update shown stays, and the run
+    ends with the Stop button's own words (its event is not cancelled, so the chained redraw still runs)."""
+    monkeypatch.setattr(toy, "UPDATE_S", 0.05)
+    mine = SimpleNamespace(session_hash="training")
+    toy.STOPS.expect(mine, "train")  # the Train click's first step
+    run_ = toy.train("two-moons", "cosine", 1000, "v", 2000, 0, None, request=mine)
+    first = next(run_)
+    path = first[3]
+    text, download = toy.stop_training(mine)
+    step = toy.read_config(path).step
+    assert text == f"**Stopped** at step {step}: that model is kept (model: trained here) and can be downloaded."
+    assert step < 2000 and download.value["orig_name"] == toy.Path(path).name
+    rest = list(run_)
+    assert len(rest) == 1 and toy.read_config(path).step == step
+    curves, cloud, status, kept, source, offered = rest[0]  # the outputs of train, as the app wires them
+    assert status == text and offered.value["orig_name"] == download.value["orig_name"]
+    assert curves == cloud == kept == source == SKIP  # the session keeps the path of its last update
+    assert toy.STOPS.stop(mine) == {} and toy.stop_training(mine) == (SKIP, SKIP)  # nothing left to stop
+    toy.forget(path)
+
+
+def test_a_generate_stopped_while_it_waits_makes_no_model_call(monkeypatch):
+    started = []
+    real = toy.reverse_frames
+
+    def watched(*args):
+        started.append(True)
+        yield from real(*args)
+
+    monkeypatch.setattr(toy, "reverse_frames", watched)
+    mine = SimpleNamespace(session_hash="generate")
+    toy.STOPS.expect(mine, "generate")  # the Generate click's first step; the run waits its turn
+    assert toy.stop_generate(mine) == toy.STOPPED
+    assert list(toy.generate(*run_args(steps=20), request=mine)) == [(SKIP, toy.STOPPED)]
+    assert not started  # not even x_T was drawn
+    assert toy.stop_generate(mine) == SKIP  # no run: the status is left alone
+    assert len(list(toy.generate(*run_args(steps=20), request=mine))) == 1 + len(toy.shown(20)) and started
 
 
 # --- through the app's API ---------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ each of its two runs its own generator with the same seed, so both start from th
 Frames: x_T first, then x after every k-th step and after the last, k = ceil(steps / MAX_FRAMES), so a run
 streams at most MAX_FRAMES + 1 frames, small (STREAM_PX; the page enlarges them without smoothing). Runs take
 turns (RUN_GROUP, one at a time); the others wait in the queue. The Stop button stops its session's run
-before its next model call, or before it starts if it still waits its turn (`Stops`); the run then ends by
-itself, saying where it stopped (no event is cancelled: a cancelled stream can end as an error on the page).
+before its next model call, or before it starts if it still waits its turn (explorer.app.stops: no event is
+cancelled); the run then ends by itself, saying where it stopped.
 
 Checkpoints come from PRETRAINED (image models only; 2D toys belong to the toy lab) or an upload, validated
 (never a pickle) and size-limited. The eps / x0 / v toggle switches to the bundled checkpoint with the same
@@ -42,11 +42,12 @@ from torchvision.utils import make_grid
 from explorer.app import plots, runtime
 from explorer.app.messages import METHOD_NAMES, VARIANCE_NAMES, choice, for_visitor, number, sampler_name, whole
 from explorer.app.runtime import UserInputError
+from explorer.app.stops import Stops, until
 from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, ModelConfig, list_checkpoints,
                                  load_model, read_config)
 from explorer.nets import build_net
 from explorer.parameterization import OBJECTIVES
-from explorer.samplers import METHODS, SPACINGS, VARIANCES, Step, sample, sigmas
+from explorer.samplers import METHODS, SPACINGS, VARIANCES, sample, sigmas
 from explorer.schedules import NoiseSchedule, make_schedule
 
 TITLE = "Reverse process"
@@ -323,15 +324,6 @@ class Frame:
     x0_hat: torch.Tensor | None
 
 
-def _until(steps: Iterator[Step], stop: threading.Event | None) -> Iterator[Step]:
-    """The Steps of a sampler until `stop` is set, checked before each one (each model call) is computed."""
-    while stop is None or not stop.is_set():
-        step = next(steps, None)
-        if step is None:
-            return
-        yield step
-
-
 def _frames(s: Settings, stop: threading.Event | None) -> Iterator[Frame]:
     """x_T, then one Frame per model call; once `stop` is set, no further model call is made."""
     x_T, gen = initial_noise(s)
@@ -341,7 +333,7 @@ def _frames(s: Settings, stop: threading.Event | None) -> Iterator[Frame]:
     device = next(model.parameters()).device
     run = sample(model, model.schedule, x_T.to(device), p.method, p.steps, p.eta, model.objective,
                  labels(s, device), s.guidance, p.spacing, p.variance, s.clip, gen)
-    for st in _until(run, stop):
+    for st in until(run, stop):
         yield Frame(st.i + 1, st.n, st.t_next, st.t, st.sigma, st.x_next, st.x0_hat)
 
 
@@ -493,80 +485,12 @@ def model_info(path: Path, config: ModelConfig) -> str:
 
 # --- stop flags ----------------------------------------------------------------------------------------------
 
-class Running:
-    """A run, from the click that asks for it to its end: which handler runs it ("generate" or "compare"), how
-    far it has shown (e.g. "step 12 of 50"; None before its first frame) and its stop flag. Showing a frame and
-    stopping exclude each other, so what the Stop button says is always what the run shows last."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
-        self.shown: str | None = None
-        self.started = False
-        self.stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def show(self, shown: str) -> bool:
-        """Record a frame about to be shown; False (show nothing more) once stopped."""
-        with self._lock:
-            if self.stop.is_set():
-                return False
-            self.shown = shown
-            return True
-
-    def halt(self) -> str:
-        """Stop the run; returns the status it ends with."""
-        with self._lock:
-            self.stop.set()
-            return self.stopped()
-
-    def stopped(self) -> str:
-        """The status of a stopped run, the same words from the Stop button and from the run itself."""
-        return f"**Stopped** after {self.shown}." if self.shown else "**Stopped** before it started."
+STOPS = Stops()  # Generate's and Compare's runs
 
 
-class Stops:
-    """The Stop button's flags, per browser session. A click on Generate or Compare registers its run at once
-    (`expect`, not queued), so a Stop pressed while the run waits its turn stops it too; the handler takes the
-    oldest such entry of its kind when it starts (`running`; a call through the API, which skips the click, gets
-    a fresh one) and ends before its next model call once the entry is halted."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._runs: list[tuple[str, Running]] = []  # (session, run), in the order they were asked for
-
-    def expect(self, request: gr.Request | None, kind: str) -> None:
-        """A run of `kind` was asked for in this session; it may still wait its turn in the queue."""
-        session = getattr(request, "session_hash", None)
-        if session:
-            with self._lock:
-                self._runs.append((session, Running(kind)))
-
-    @contextlib.contextmanager
-    def running(self, request: gr.Request | None, kind: str) -> Iterator[Running]:
-        session = getattr(request, "session_hash", None)
-        with self._lock:
-            entry = next((r for s, r in self._runs if s == session and r.kind == kind and not r.started), None)
-            if entry is None:
-                entry = Running(kind)
-                if session:
-                    self._runs.append((session, entry))
-            entry.started = True
-        try:
-            yield entry
-        finally:
-            with self._lock:
-                self._runs = [(s, r) for s, r in self._runs if r is not entry]
-
-    def stop(self, request: gr.Request | None) -> dict[str, str]:
-        """Stop this session's runs, running or waiting: {kind: the status it ends with}, a running run's if
-        one of that kind runs."""
-        session = getattr(request, "session_hash", None)
-        with self._lock:
-            entries = sorted((r for s, r in self._runs if s == session), key=lambda r: r.started)
-        return {entry.kind: entry.halt() for entry in entries}
-
-
-STOPS = Stops()
+def stopped(shown: str | None) -> str:
+    """The status of a stopped run, from the Stop button and from the run itself alike."""
+    return f"**Stopped** after {shown}." if shown else "**Stopped** before it started."
 
 
 # --- Gradio handlers -----------------------------------------------------------------------------------------
@@ -602,7 +526,7 @@ def generate(checkpoint, upload, objective, method, variance, eta, spacing, step
                 done = True
                 yield x_img, x0_img, text, gr.skip(), str(anim), [str(png), str(anim)]
         if not done:  # stopped: the same words as stop_run's, whichever lands last
-            yield gr.skip(), gr.skip(), running.stopped(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), stopped(running.shown), gr.skip(), gr.skip(), gr.skip()
 
 
 @torch.inference_mode()
@@ -635,21 +559,14 @@ def compare(checkpoint, upload, objective, method, variance, eta, spacing, steps
             figure = sigma_figure(a.config, [("A: ", a.sampler), ("B: ", b.sampler)]) if fa.step == 0 else gr.skip()
             yield *pics, text, figure
         if not done:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), running.stopped(), gr.skip()
-
-
-def expect_run(kind: str):
-    """The first step of a click on Generate (kind "generate") or Compare: register the run at once."""
-    def expect(request: gr.Request = None):
-        STOPS.expect(request, kind)
-    return expect
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), stopped(running.shown), gr.skip()
 
 
 def stop_run(request: gr.Request = None):
     """The Stop button: this session's run ends after the model call in progress, or before it starts if it
     still waits its turn. Outputs: the status of Generate and of Compare; a stopped run's says so at once."""
-    stopped = STOPS.stop(request)
-    return stopped.get("generate", gr.skip()), stopped.get("compare", gr.skip())
+    halted = {kind: stopped(shown) for kind, shown in STOPS.stop(request).items()}
+    return halted.get("generate", gr.skip()), halted.get("compare", gr.skip())
 
 
 @for_visitor
@@ -816,10 +733,10 @@ def build() -> None:
     one_run = {"concurrency_limit": 1, "concurrency_id": RUN_GROUP, "show_progress": "minimal"}
 
     at_once = {"concurrency_limit": None, "concurrency_id": "reverse-stop", "show_progress": "hidden"}
-    run.click(expect_run("generate"), api_visibility="private", **at_once).then(
+    run.click(STOPS.expecting("generate"), api_visibility="private", **at_once).then(
         for_visitor(generate), controls, [x_t, x0_hat, status_md, plot, anim, downloads], api_name="generate",
         **one_run)
-    run_b.click(expect_run("compare"), api_visibility="private", **at_once).then(
+    run_b.click(STOPS.expecting("compare"), api_visibility="private", **at_once).then(
         for_visitor(compare), [*controls, *controls_b], [*pictures_b, status_b, plot_b], api_name="compare",
         **one_run)
     gr.on([stop.click, stop_b.click], stop_run, None, [status_md, status_b], api_name="stop", **at_once)

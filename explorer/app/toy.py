@@ -13,6 +13,9 @@ or the one trained here in this session. A trained model lives in a per-session 
 keeps only its path (gr.State), the model itself is loaded (and cached, read-only) from that file like any
 checkpoint, and the file is deleted when the session ends or after KEEP_S.
 
+Stop buttons (explorer.app.stops): a reverse run ends before its next model call, live training before its next
+step; both end by themselves (their events are not cancelled), and a stopped training keeps its last update.
+
 Seeds: the forward cloud is x_0 = sample_toy(dataset, n, seed) with eps from torch.Generator().manual_seed(seed);
 the reverse run draws x_T and then the sampler's noise from one generator seeded with the seed; the first
 HIGHLIGHT particles are the highlighted ones. Distances compare with fresh data (seed DATA_SEED); the
@@ -31,6 +34,7 @@ import functools
 import math
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +47,7 @@ from explorer import checkpoint as checkpoints
 from explorer.app import plots, runtime
 from explorer.app.messages import METHOD_NAMES, choice, for_visitor, number, sampler_name, whole
 from explorer.app.runtime import UserInputError
+from explorer.app.stops import Stops, until
 from explorer.checkpoint import DiffusionModel, ModelConfig, list_checkpoints, load_model, read_config, save_model
 from explorer.data import TOY_DATASETS, sample_toy, toy_info, toy_mixture
 from explorer.forward import mixture_log_prob_grid, q_marginal_mixture, q_sample
@@ -379,9 +384,9 @@ def describe(s: Sampler) -> str:
 
 
 @torch.inference_mode()
-def reverse_frames(su: Setup, s: Sampler):
+def reverse_frames(su: Setup, s: Sampler, stop: threading.Event | None = None):
     """Run the sampler from x_T and yield (figure, text) for x_T and after every step in `shown`; the last
-    text adds the distance to the data."""
+    text adds the distance to the data. Once `stop` is set no further model call is made."""
     start = time.perf_counter()
     path = model_path(su)
     model = model_at(path)
@@ -410,7 +415,7 @@ def reverse_frames(su: Setup, s: Sampler):
     show = set(shown(s.steps))
     sampling = sample(model, model.schedule, x_T.to(device), s.method, s.steps, s.eta, model.objective, y,
                       s.guidance, s.spacing, s.variance, CLIP if s.clip else False, gen)
-    for step in sampling:
+    for step in until(sampling, stop):
         paths.append(step.x_next[:HIGHLIGHT].float().cpu().numpy())
         j = step.i + 1
         if j not in show:
@@ -463,12 +468,12 @@ class TrainUpdate:
 
 
 @torch.enable_grad()  # grad mode is per thread and Gradio resumes generators on any thread: set it each time
-def train_updates(su: Setup, steps: int, seed: int, trained: str | None):
+def train_updates(su: Setup, steps: int, seed: int, trained: str | None, stop: threading.Event | None = None):
     """Train the MLP on the toy for `steps` steps (training.Trainer, LIVE options) and yield a TrainUpdate
     after every UPDATE_S seconds of training (or four times as long as an update takes) and the last step: the
     loss curve, PREVIEW_N samples of the EMA weights (DDIM, PREVIEW_STEPS steps, clipped, fixed noise) and
     their distance to the data. The EMA weights are saved to this session's checkpoint at each update, so a
-    stopped run keeps its last one."""
+    run stopped (`stop` set: no further step) keeps its last one."""
     steps = whole("training steps", steps, *TRAIN_STEPS)
     seed = whole("seed", seed, 0, 2 ** 63 - 1)
     folder = _session_folder(trained)
@@ -484,7 +489,7 @@ def train_updates(su: Setup, steps: int, seed: int, trained: str | None):
     x_T = torch.randn(PREVIEW_N, 2, generator=torch.Generator().manual_seed(seed)).to(device)
     losses, smooth, evals, distances = [], [], [], []
     elapsed, next_update = 0.0, UPDATE_S
-    while trainer.step < steps:
+    while trainer.step < steps and not (stop and stop.is_set()):
         start = time.perf_counter()
         loss = float(trainer.train_step())
         elapsed += time.perf_counter() - start
@@ -561,37 +566,63 @@ def choose_dataset(dataset, schedule, T, objective, source, trained, t, n, seed,
             gr.Slider(value=guidance, visible=bool(classes)), *out)
 
 
+STOPS = Stops()  # Generate's and Train's runs
+STOPPED = "**Stopped.**"
+
+
 def generate(dataset, schedule, T, objective, source, trained, n, seed, field_kind, method, steps, eta, spacing,
-             variance, label, guidance, clip):
-    """Stream a reverse run (reverse_frames): (figure, status) for x_T and every shown step."""
-    su = setup(dataset, schedule, T, objective, source, trained)
-    s = sampler(su, n, seed, field_kind, method, steps, eta, spacing, variance, label, guidance, clip)
-    yield from reverse_frames(su, s)
+             variance, label, guidance, clip, request: gr.Request = None):
+    """Stream a reverse run (reverse_frames): (figure, status) for x_T and every shown step; a stopped run
+    ends with STOPPED, the Stop button's words."""
+    with STOPS.running(request, "generate") as running:  # first: the click's entry is taken even if input is bad
+        su = setup(dataset, schedule, T, objective, source, trained)
+        s = sampler(su, n, seed, field_kind, method, steps, eta, spacing, variance, label, guidance, clip)
+        for figure, text in until(reverse_frames(su, s, running.stop), running.stop):  # none if stopped waiting
+            if not running.show(text):
+                break
+            yield figure, text
+        if running.stop.is_set():
+            yield gr.skip(), STOPPED
 
 
-def stop_generate():
-    return "**Stopped.**"
+def stop_generate(request: gr.Request = None):
+    """The Stop button of Generate: this session's run ends before its next model call."""
+    return STOPPED if "generate" in STOPS.stop(request) else gr.skip()
 
 
-def train(dataset, schedule, T, objective, train_steps, seed, trained):
+def train(dataset, schedule, T, objective, train_steps, seed, trained, request: gr.Request = None):
     """Stream live training: (loss curves, sample cloud, status, checkpoint path for gr.State, model source,
-    download button). The first update switches the lab to the model trained here; the last offers its file."""
-    su = setup(dataset, schedule, T, objective, "trained here", trained)
-    first = True
-    for u in train_updates(su, train_steps, seed, trained):
-        source = gr.Radio(value="trained here") if first else gr.skip()
-        download = gr.DownloadButton(value=u.path, visible=True) if u.step == u.total else gr.skip()
-        first = False
-        yield u.curves, u.cloud, u.text, u.path, source, download
+    download button). The first update switches the lab to the model trained here; the last offers its file.
+    A stopped run ends before its next step with the words of the Stop button (training_stopped)."""
+    with STOPS.running(request, "train") as running:
+        su = setup(dataset, schedule, T, objective, "trained here", trained)
+        first = True
+        for u in train_updates(su, train_steps, seed, trained, running.stop):
+            if not running.show(u.path):
+                break
+            source = gr.Radio(value="trained here") if first else gr.skip()
+            download = gr.DownloadButton(value=u.path, visible=True) if u.step == u.total else gr.skip()
+            first = False
+            yield u.curves, u.cloud, u.text, u.path, source, download
+        if running.stop.is_set():
+            text, download = training_stopped(running.shown)
+            yield gr.skip(), gr.skip(), text, gr.skip(), gr.skip(), download
 
 
-def stop_training(trained):
-    """The Stop button of training: the checkpoint saved at the last update stays (and can be downloaded)."""
-    if not trained or not Path(trained).is_file():
+def training_stopped(saved: str | None):
+    """(status, download button) of a stopped training: the checkpoint saved at its last update stays (and can
+    be downloaded)."""
+    if not saved or not Path(saved).is_file():
         return "**Stopped** before the first update: nothing was saved.", gr.skip()
-    step = read_config(trained).step
+    step = read_config(saved).step
     return (f"**Stopped** at step {step}: that model is kept (model: trained here) and can be downloaded.",
-            gr.DownloadButton(value=trained, visible=True))
+            gr.DownloadButton(value=saved, visible=True))
+
+
+def stop_training(request: gr.Request = None):
+    """The Stop button of training: this session's run ends before its next step and keeps its last update."""
+    halted = STOPS.stop(request)
+    return training_stopped(halted["train"]) if "train" in halted else (gr.skip(), gr.skip())
 
 
 def sampler_options(method: str):
@@ -678,14 +709,14 @@ def build() -> None:
     dataset.input(choose_dataset, view, [label, guidance, *shown_outputs], api_name="toy_dataset", **quiet)
     method.input(sampler_options, method, [variance, eta], api_visibility="private", **quiet)
 
-    generating = run_btn.click(for_visitor(generate), [*head, *sampler_controls], [reverse_plot, reverse_text],
-                               api_name="toy_generate", show_progress="minimal")
-    stop_btn.click(stop_generate, None, reverse_text, cancels=[generating], api_name="toy_stop",
-                   show_progress="hidden")
-    training = train_btn.click(for_visitor(train),
-                               [dataset, schedule, T, objective, train_steps, seed, trained],
-                               [curves, preview, train_text, trained, source, download], api_name="toy_train",
-                               show_progress="minimal", concurrency_limit=1, concurrency_id="toy-train")
+    at_once = {"concurrency_limit": None, "concurrency_id": "toy-stop", "show_progress": "hidden"}
+    run_btn.click(STOPS.expecting("generate"), api_visibility="private", **at_once).then(
+        for_visitor(generate), [*head, *sampler_controls], [reverse_plot, reverse_text], api_name="toy_generate",
+        show_progress="minimal")
+    stop_btn.click(stop_generate, None, reverse_text, api_name="toy_stop", **at_once)
+    training = train_btn.click(STOPS.expecting("train"), api_visibility="private", **at_once).then(
+        for_visitor(train), [dataset, schedule, T, objective, train_steps, seed, trained],
+        [curves, preview, train_text, trained, source, download], api_name="toy_train", show_progress="minimal",
+        concurrency_limit=1, concurrency_id="toy-train")
     training.then(redraw, view, shown_outputs, api_visibility="private", **quiet)
-    stop_train_btn.click(stop_training, trained, [train_text, download], cancels=[training],
-                         api_name="toy_stop_training", show_progress="hidden")
+    stop_train_btn.click(stop_training, None, [train_text, download], api_name="toy_stop_training", **at_once)

@@ -1,0 +1,34 @@
+"""A real browser in the 2D toy lab: `python app.py` opened in the system's headless Chromium (Playwright).
+
+Starts live training, stops it after its first update and checks what a visitor sees: the status says where it
+stopped and stays so (no "Error" label), the stopped model is kept and offered for download, and the lab has
+switched to it (the redraw chained after training ran). Screenshots go to test-artifacts/. In CI (CI=true) a
+missing Chromium or Playwright fails the test.
+"""
+from __future__ import annotations
+
+from test_browser_reverse import set_number
+
+TEXT = "([id, text]) => document.querySelector('#' + id).innerText.includes(text)"
+
+
+def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, artifacts):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_process_url)
+    page.get_by_role("tab", name="2D toy lab").click()
+    page.wait_for_selector("#toy-train", timeout=60_000)
+    set_number(page, "toy-train-steps", 20000)
+    page.locator("#toy-train").click()
+    page.wait_for_function(TEXT, arg=["toy-train-text", "of 20000"], timeout=120_000)  # the first update
+    page.locator("#toy-stop-train").click()
+    page.wait_for_function(TEXT, arg=["toy-train-text", "Stopped"], timeout=30_000)
+    stopped = page.locator("#toy-train-text").inner_text()
+    assert "that model is kept" in stopped
+    page.wait_for_timeout(1500)  # nothing comes after it
+    assert page.locator("#toy-train-text").inner_text() == stopped
+    page.wait_for_function(TEXT, arg=["toy-model-info", "the model trained here"], timeout=30_000)
+    assert page.locator("#toy-download").is_visible()
+    page.screenshot(path=artifacts / "toy-after-stop.png", full_page=True)
+    assert not errors, errors
