@@ -23,7 +23,9 @@ import torch
 # explorer.app.runtime would otherwise be PASSIVE.
 WAIT_POLICIES = {"PASSIVE (the app's and train.py's)": {"OMP_WAIT_POLICY": "PASSIVE"},
                  "spin 300000 times, then sleep (libgomp's default)": {"GOMP_SPINCOUNT": "300000"},
-                 "ACTIVE (spin)": {"OMP_WAIT_POLICY": "ACTIVE"}}
+                 "ACTIVE (spin)": {"OMP_WAIT_POLICY": "ACTIVE"},
+                 "spin 3000 times, then sleep (a short spin)": {"GOMP_SPINCOUNT": "3000"}}
+SHORT_SPIN = "spin 3000 times, then sleep (a short spin)"  # a candidate middle ground between the first two
 
 
 def run_under(policy: dict[str, str], script: str, *args: str):

@@ -17,8 +17,8 @@ each comparison is interleaved (ours, peer, ours, peer, ...) so that machine noi
 - classroom grid: 16 class-conditional samples, start to uint8 grid, of the default checkpoint (and of any
   other given with --grid-checkpoints, interleaved), for sampler settings whose quality bench/quality.py has
   measured: the cFID and class accuracy it recorded in bench/results/quality.json stand beside each time;
-- OpenMP wait policy: a network call in fresh processes under PASSIVE / default / ACTIVE waiting, on an idle
-  machine and beside one busy process;
+- OpenMP wait policy: a network call in fresh processes under PASSIVE / default / ACTIVE / short-spin waiting,
+  on an idle machine and beside one busy process;
 - profiles: where a model call's and a training step's time goes (torch.profiler, self time per operator; the
   rest is Python and dispatch).
 The peer's weights are random: only speed is compared, and a network's speed does not depend on its weights.
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from explorer.app import runtime  # noqa: E402  (first: the app's thread settings, before torch loads)
 
-from bench.report import WAIT_POLICIES, conditions, publish, run_under  # noqa: E402
+from bench.report import SHORT_SPIN, WAIT_POLICIES, conditions, publish, run_under  # noqa: E402
 
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
@@ -402,6 +402,12 @@ def findings(r: dict) -> list[str]:
                      f"takes {busy_d['1'] / busy_p['1']:.1f}x passive's ({busy_d['16'] / busy_p['16']:.1f}x at 16). "
                      "Whether spinning pays once the app serves (its own threads then share the CPUs): "
                      "`python bench/reverse_view.py --policies`, recorded in bench/results/reverse_view.md.")
+        short_idle, short_busy = r["omp"].get((SHORT_SPIN, False)), r["omp"].get((SHORT_SPIN, True))
+        if short_idle and short_busy:
+            lines.append(f"- A short spin is no middle ground: {short_idle['1']:.0f} ms per batch-1 call idle "
+                         f"(passive {passive['1']:.0f} ms) but {short_busy['1'] / busy_p['1']:.1f}x passive's time "
+                         f"beside one busy process ({short_busy['16'] / busy_p['16']:.1f}x at batch 16): a spinning "
+                         "thread holds the core the other process needs, whatever the spin count.")
     return lines
 
 

@@ -25,7 +25,7 @@ def test_speed_quick_writes_every_section(tmp_path):
 def test_speed_findings_are_computed_from_the_numbers():
     """The verdicts in speed.md's summary: shares of the peak from GFLOP per call and milliseconds, with the
     wait-policy table's idle spin-wait time beside the served (passive) one."""
-    from bench.speed import WAIT_POLICIES, findings
+    from bench.speed import SHORT_SPIN, WAIT_POLICIES, findings
     passive, spin = list(WAIT_POLICIES)[:2]
     r = {"peak": 140.0,
          "sampling": [{"who": "ours", "batch": 16, "sampler": "DDIM-50", "peak_share": 0.28, "vs_peer": 1.07,
@@ -37,7 +37,8 @@ def test_speed_findings_are_computed_from_the_numbers():
                   {"network": "fashion_v_cosine", "sampler": "ddim-50-eta1", "guidance": 1.0, "calls": 50,
                    "wall": 7.0, "quality": None, "met": None}],
          "omp": {(passive, False): {"1": 50.0, "16": 250.0}, (spin, False): {"1": 16.0, "16": 100.0},
-                 (passive, True): {"1": 20.0, "16": 200.0}, (spin, True): {"1": 40.0, "16": 400.0}}}
+                 (passive, True): {"1": 20.0, "16": 200.0}, (spin, True): {"1": 40.0, "16": 400.0},
+                 (SHORT_SPIN, False): {"1": 17.0, "16": 82.0}, (SHORT_SPIN, True): {"1": 44.0, "16": 196.0}}}
     lines = findings(r)
     assert lines[0].startswith("- Efficiency at batch 16 (DDIM-50): 28% of the matmul peak (goal 85%): **missed**")
     assert "one call takes 100 ms on an idle machine, 50% of the peak" in lines[0]  # 7 GFLOP / 0.1 s / 140
@@ -47,6 +48,8 @@ def test_speed_findings_are_computed_from_the_numbers():
     assert "allows 3.6 calls" in lines[2]
     assert "takes 3.1x the time of libgomp's default" in lines[3] and "(2.5x at batch 16)" in lines[3]
     assert "the default takes 2.0x passive's (2.0x at 16)" in lines[3]
+    assert "17 ms per batch-1 call idle (passive 50 ms) but 2.2x passive's time beside one busy process (1.0x at " \
+        "batch 16)" in lines[4]
 
 
 def test_speed_classroom_grid_verdict_needs_time_and_quality():
