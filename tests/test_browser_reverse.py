@@ -1,8 +1,8 @@
 """A real browser in the reverse view: `python app.py` opened in the system's headless Chromium (Playwright).
 
 Presses Generate and watches the x_t grid change frame by frame until the run is done (x̂₀ beside it, the GIF
-and the downloads after it), then starts a 1000-step DDPM run and stops it. Screenshots go to
-test-artifacts/. In CI (CI=true) a missing Chromium or Playwright fails the test.
+and the downloads after it), then starts a 1000-step DDPM run and stops it; two visitors share the one run
+slot and the second stops its run while it waits its turn. Screenshots go to test-artifacts/. In CI (CI=true) a missing Chromium or Playwright fails the test.
 """
 from __future__ import annotations
 
@@ -61,3 +61,33 @@ def test_generate_streams_the_grid_and_stop_ends_a_run(browser, app_process_url,
     assert page.locator("#reverse-status").inner_text() == stopped
     page.screenshot(path=artifacts / "reverse-after-stop.png", full_page=True)
     assert not errors, errors
+
+
+def open_reverse(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(url)
+    page.get_by_role("tab", name="Reverse process").click()
+    page.wait_for_selector("#reverse-sigmas .js-plotly-plot", timeout=60_000)
+    return page
+
+
+def test_a_stop_reaches_a_run_still_waiting_its_turn(browser, app_process_url, artifacts):
+    """Two visitors: the first's long run holds the one slot; the second presses Generate (queued) then Stop.
+    The second run ends before it starts, saying so; the first runs on untouched."""
+    first, second = open_reverse(browser, app_process_url), open_reverse(browser, app_process_url)
+    first.locator("#reverse-method").get_by_text("DDPM").click()
+    set_number(first, "reverse-steps", 1000)
+    first.locator("#reverse-generate").click()
+    first.wait_for_function(STATUS, arg="of 1000", timeout=120_000)
+    second.locator("#reverse-generate").click()
+    second.wait_for_timeout(1000)  # queued behind the first run
+    assert "Step" not in second.locator("#reverse-status").inner_text()
+    second.locator("#reverse-stop").click()
+    second.wait_for_function(STATUS, arg="Stopped before it started", timeout=30_000)
+    assert "Stopped" not in first.locator("#reverse-status").inner_text()  # another session's Stop
+    first.locator("#reverse-stop").click()  # frees the slot: the second run's turn comes and ends at once
+    first.wait_for_function(STATUS, arg="Stopped after step", timeout=30_000)
+    second.wait_for_timeout(1500)
+    assert second.locator("#reverse-status").inner_text() == "Stopped before it started."
+    assert second.locator("#reverse-xt img").count() == 0  # it drew nothing, not even x_T
+    second.screenshot(path=artifacts / "reverse-stopped-while-waiting.png", full_page=True)
