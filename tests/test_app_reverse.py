@@ -7,6 +7,7 @@ import json
 import math
 import threading
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
@@ -320,6 +321,20 @@ def test_the_objective_toggle_switches_checkpoints_or_says_why_not():
     with pytest.warns(UserWarning, match="predicts v"):
         out = rv.choose_objective("plain_eps_linear.safetensors", None, "v", 50, 50, rv.MIXED)
     assert out[1] == "eps" and is_skip(out[0])  # the toggle goes back; the checkpoint stays
+
+
+def test_the_objective_toggle_keeps_the_network_when_two_files_qualify(monkeypatch):
+    """Two bundled files of one family predict v (say a small and a lean network): the toggle takes the one with
+    the network of the checkpoint it leaves, whatever their order."""
+    found = rv.bundled()
+    eps, v = found["tiny_eps.safetensors"], found["tiny_v.safetensors"]
+    wide = {**v.net_config, "channels": [16, 32, 32]}
+    files = {"a_wide_v.safetensors": replace(v, net_config=wide), **found,
+             "z_wide_eps.safetensors": replace(eps, net_config=wide)}
+    monkeypatch.setattr(rv, "bundled", lambda: files)
+    assert rv.resolve("tiny_eps.safetensors", None, "v")[0].name == "tiny_v.safetensors"
+    assert rv.resolve("z_wide_eps.safetensors", None, "v")[0].name == "a_wide_v.safetensors"
+    assert rv.resolve("z_wide_eps.safetensors", None, "x0")[0].name == "tiny_x0.safetensors"  # the only x0 one
 
 
 def test_unconditional_checkpoints_hide_class_and_guidance():

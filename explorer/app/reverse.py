@@ -222,7 +222,8 @@ def same_family(a: ModelConfig, b: ModelConfig) -> bool:
 
 def resolve(checkpoint: str, upload: str | None, objective: str) -> tuple[Path, ModelConfig]:
     """The checkpoint to sample from: the chosen one if it predicts `objective`, else the bundled image
-    checkpoint of the same dataset, schedule, T and classes that does; UserInputError if there is none."""
+    checkpoint of the same dataset, schedule, T and classes that does, one with the same network if there is
+    one; UserInputError if there is none."""
     if objective not in OBJECTIVES:
         raise UserInputError(f"unknown objective {objective!r}; allowed: {', '.join(OBJECTIVES)}")
     found = bundled()
@@ -232,9 +233,11 @@ def resolve(checkpoint: str, upload: str | None, objective: str) -> tuple[Path, 
     if checkpoint == UPLOAD:
         raise UserInputError(f"the uploaded checkpoint predicts {config.objective}; the {objective} toggle only "
                              "switches between bundled checkpoints. Choose its own objective.")
-    for name, other in found.items():
-        if other.objective == objective and same_family(config, other):
-            return PRETRAINED / name, other
+    matches = [(name, other) for name, other in found.items()
+               if other.objective == objective and same_family(config, other)]
+    if matches:  # the same network first (bundled files of one family may differ in size)
+        name, other = min(matches, key=lambda match: match[1].net_config != config.net_config)
+        return PRETRAINED / name, other
     have = sorted({c.objective for c in found.values() if same_family(config, c)})
     raise UserInputError(f"no bundled checkpoint of {config.dataset} ({config.schedule} schedule, T = {config.T}) "
                          f"predicts {objective}; the bundled ones predict {', '.join(have)}.")
