@@ -13,11 +13,12 @@ FILES = sorted(PRETRAINED_DIR.glob("*.safetensors"))
 CARD = (PRETRAINED_DIR / "README.md").read_text()
 FASHION_COSINE = [PRETRAINED_DIR / f"fashion_{objective}_cosine.safetensors" for objective in ("eps", "x0", "v")]
 FASHION_LINEAR = PRETRAINED_DIR / "fashion_eps_linear.safetensors"  # the original DDPM setting
+FASHION_LEAN = PRETRAINED_DIR / "fashion_v_cosine_lean.safetensors"  # a leaner network, the same CPU time
 
 
 def test_the_bundle_is_complete_and_small():
     names = {path.name for path in FILES}
-    assert {p.name for p in [*FASHION_COSINE, FASHION_LINEAR, DEFAULT_PATH]} <= names
+    assert {p.name for p in [*FASHION_COSINE, FASHION_LINEAR, FASHION_LEAN, DEFAULT_PATH]} <= names
     assert sum(name.startswith("toy_") for name in names) == 15
     assert all(path.stat().st_size < 10 * 1024 ** 2 for path in FILES)
 
@@ -65,3 +66,14 @@ def test_the_linear_eps_model_differs_from_the_cosine_one_only_in_its_schedule()
     differ = {key for key, value in linear.training["train_config"].items()
               if cosine.training["train_config"][key] != value}
     assert differ == {"schedule", "out"}  # the same recipe: lr, batch, EMA, min-SNR, label dropout, seed
+
+
+def test_the_lean_v_model_differs_from_the_small_one_only_in_network_and_steps():
+    lean, small = read_config(FASHION_LEAN), read_config(FASHION_COSINE[2])
+    assert lean.net_config == {**small.net_config, "num_res_blocks": 1}  # the "lean" preset
+    for field in ("net", "objective", "schedule", "T", "dataset", "class_names"):
+        assert getattr(lean, field) == getattr(small, field), field
+    differ = {key for key, value in lean.training["train_config"].items()
+              if small.training["train_config"][key] != value}
+    assert differ == {"model", "steps", "out"}
+    assert (lean.step, small.step) == (3000, 2000)
