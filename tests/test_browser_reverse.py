@@ -25,14 +25,20 @@ def set_number(page, elem_id: str, value: int) -> None:
     box.press("Enter")
 
 
-def test_generate_streams_the_grid_and_stop_ends_a_run(browser, app_process_url, artifacts):
+def open_tab(browser, url: str, tab: str, ready: str):
+    """A new visitor (page) on the app's tab `tab`, once `ready` (a CSS selector) shows; with the list that
+    collects the page's JavaScript errors."""
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(app_process_url)
-    page.get_by_role("tab", name="Reverse process").click()
-    page.wait_for_selector("#reverse-generate", timeout=60_000)
-    page.wait_for_selector("#reverse-sigmas .js-plotly-plot", timeout=30_000)
+    page.goto(url)
+    page.get_by_role("tab", name=tab).click()
+    page.wait_for_selector(ready, timeout=60_000)
+    return page, errors
+
+
+def test_generate_streams_the_grid_and_stop_ends_a_run(browser, app_process_url, artifacts):
+    page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot")
     set_number(page, "reverse-steps", 12)
     set_number(page, "reverse-n", 9)
     page.evaluate(WATCH)
@@ -63,18 +69,11 @@ def test_generate_streams_the_grid_and_stop_ends_a_run(browser, app_process_url,
     assert not errors, errors
 
 
-def open_reverse(browser, url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto(url)
-    page.get_by_role("tab", name="Reverse process").click()
-    page.wait_for_selector("#reverse-sigmas .js-plotly-plot", timeout=60_000)
-    return page
-
-
 def test_a_stop_reaches_a_run_still_waiting_its_turn(browser, app_process_url, artifacts):
     """Two visitors: the first's long run holds the one slot; the second presses Generate (queued) then Stop.
     The second run ends before it starts, saying so; the first runs on untouched."""
-    first, second = open_reverse(browser, app_process_url), open_reverse(browser, app_process_url)
+    (first, errors), (second, more) = (open_tab(browser, app_process_url, "Reverse process",
+                                                "#reverse-sigmas .js-plotly-plot") for _ in range(2))
     first.locator("#reverse-method").get_by_text("DDPM").click()
     set_number(first, "reverse-steps", 1000)
     first.locator("#reverse-generate").click()
@@ -91,3 +90,4 @@ def test_a_stop_reaches_a_run_still_waiting_its_turn(browser, app_process_url, a
     assert second.locator("#reverse-status").inner_text() == "Stopped before it started."
     assert second.locator("#reverse-xt img").count() == 0  # it drew nothing, not even x_T
     second.screenshot(path=artifacts / "reverse-stopped-while-waiting.png", full_page=True)
+    assert not errors + more, errors + more

@@ -7,18 +7,13 @@ missing Chromium or Playwright fails the test.
 """
 from __future__ import annotations
 
-from test_browser_reverse import set_number
+from test_browser_reverse import open_tab, set_number
 
 TEXT = "([id, text]) => document.querySelector('#' + id).innerText.includes(text)"
 
 
 def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, artifacts):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(app_process_url)
-    page.get_by_role("tab", name="2D toy lab").click()
-    page.wait_for_selector("#toy-train", timeout=60_000)
+    page, errors = open_tab(browser, app_process_url, "2D toy lab", "#toy-train")
     set_number(page, "toy-train-steps", 20000)
     page.locator("#toy-train").click()
     page.wait_for_function(TEXT, arg=["toy-train-text", "of 20000"], timeout=120_000)  # the first update
