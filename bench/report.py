@@ -21,11 +21,11 @@ import torch
 # GOMP_SPINCOUNT times before sleeping: 0 when PASSIVE, 300000 by default (no OMP_WAIT_POLICY), "forever" when
 # ACTIVE. GOMP_SPINCOUNT overrides the policy, so the default's entry sets it: a child importing
 # explorer.app.runtime would otherwise be PASSIVE.
+SHORT_SPIN = "spin 3000 times, then sleep (a short spin)"  # a candidate middle ground between the first two
 WAIT_POLICIES = {"PASSIVE (the app's and train.py's)": {"OMP_WAIT_POLICY": "PASSIVE"},
                  "spin 300000 times, then sleep (libgomp's default)": {"GOMP_SPINCOUNT": "300000"},
                  "ACTIVE (spin)": {"OMP_WAIT_POLICY": "ACTIVE"},
-                 "spin 3000 times, then sleep (a short spin)": {"GOMP_SPINCOUNT": "3000"}}
-SHORT_SPIN = "spin 3000 times, then sleep (a short spin)"  # a candidate middle ground between the first two
+                 SHORT_SPIN: {"GOMP_SPINCOUNT": "3000"}}
 
 
 def run_under(policy: dict[str, str], script: str, *args: str):
