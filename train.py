@@ -9,20 +9,16 @@ See `python train.py --help` for every option; the loop itself lives in explorer
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import fields
 
-# Before torch loads: OpenMP threads sleep instead of spinning while they wait. Same speed on a quiet machine
-# (bench/results/speed.md), and a training run sharing the CPUs with other work is not crushed by spinning.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from explorer.checkpoint import CheckpointError  # noqa: E402
-from explorer.data import IMAGE_DATASETS, TOY_DATASETS, DataUnavailableError  # noqa: E402
-from explorer.training import COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, TrainConfig, Trainer, TrainingError  # noqa: E402
-from explorer.nets.unet import UNET_PRESETS  # noqa: E402
-from explorer.parameterization import OBJECTIVES  # noqa: E402
-from explorer.schedules import SCHEDULES, T_RANGE  # noqa: E402
+from explorer.checkpoint import CheckpointError
+from explorer.data import IMAGE_DATASETS, TOY_DATASETS, DataUnavailableError
+from explorer.losses import T_SAMPLINGS
+from explorer.training import COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, PRECISIONS, TrainConfig, Trainer, TrainingError
+from explorer.nets.unet import UNET_PRESETS
+from explorer.parameterization import OBJECTIVES
+from explorer.schedules import SCHEDULES, T_RANGE
 
 DEFAULTS = TrainConfig()
 
@@ -43,6 +39,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=d.warmup, help="linear learning-rate warm-up steps")
     p.add_argument("--lr-decay", default=d.lr_decay, choices=LR_DECAYS, help="learning-rate decay after warm-up")
     p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="EMA decay of the saved weights, in [0, 1)")
+    p.add_argument("--ema-gamma", type=float, default=d.ema_gamma,
+                   help="power-function EMA (EDM2) of exponent gamma instead of --ema-decay: averages a fixed "
+                   "fraction of the run however long it is (gamma 6.94: sigma_rel 0.10)")
+    p.add_argument("--t-sampling", default=d.t_sampling, choices=T_SAMPLINGS,
+                   help="how t is drawn: uniform (DDPM) or log-normal in the noise level (EDM; use with "
+                   "--min-snr-gamma 0 and v for EDM's weighting)")
     p.add_argument("--min-snr-gamma", type=float, default=d.min_snr_gamma,
                    help="min-SNR-gamma loss weighting; 0 turns it off (plain L_simple)")
     p.add_argument("--unconditional", action="store_true", help="ignore class labels (no guidance possible)")
@@ -54,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=d.device, choices=DEVICES, help="auto picks cuda, then mps, then cpu")
     p.add_argument("--compile", default=d.compile, choices=COMPILE,
                    help="torch.compile the network; auto compiles the UNet (not the toy MLP, not on MPS) and falls back to eager if it cannot build")
+    p.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                   help="bf16 autocast or fp32; auto picks bf16 on CUDA and on CPUs with AMX, fp32 elsewhere")
     p.add_argument("--out", default=d.out, help="the model file the app loads (EMA weights + config)")
     p.add_argument("--run-dir", default=None, help="resumable state, log.csv and sample grids "
                    "(default runs/<name of --out>)")

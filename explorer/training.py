@@ -1,5 +1,12 @@
 """The training loop: DDPM Algorithm 1 with EMA, warm-up and decay, label dropout, exact resume.
 
+EMA: a fixed decay with warm-up, or the power-function EMA of Karras et al. 2024 (EDM2, section 3.1) when
+`ema_gamma` is set: beta_t = (1 - 1/t)^(gamma + 1) after optimizer step t, which averages the weights of the whole
+run with a profile proportional to step^gamma (gamma = 0: the plain mean of all steps), so its length is a fixed fraction of the run however long it grows
+(relative width sigma_rel = sqrt(gamma + 1) / ((gamma + 2) sqrt(gamma + 3)), EDM2 eq. 2).
+Precision: "bf16" runs forward and backward under bfloat16 autocast (weights, optimizer and EMA stay float32);
+"auto" picks it on CUDA with bf16 support and on CPUs with AMX tiles (their bf16 matrix units), float32 elsewhere.
+
     trainer = Trainer(TrainConfig(dataset="fashion-mnist", objective="v", steps=2000))
     trainer.fit()           # tqdm progress, sample grids, checkpoints, Ctrl-C saves
 
@@ -10,6 +17,7 @@ Everything is written atomically (temporary file, then rename).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
@@ -30,7 +38,7 @@ from tqdm import tqdm
 
 from explorer import data
 from explorer.checkpoint import DiffusionModel, ModelConfig, atomic_save, save_model
-from explorer.losses import diffusion_loss
+from explorer.losses import T_SAMPLINGS, diffusion_loss, t_probabilities
 from explorer.nets import build_net
 from explorer.nets.mlp import MLPConfig
 from explorer.nets.unet import UNET_PRESETS
@@ -42,9 +50,11 @@ MLP_PRESETS = {"tiny": MLPConfig(hidden=32, num_blocks=1), "small": MLPConfig()}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 COMPILE = ("auto", "on", "off")
 LR_DECAYS = ("cosine", "none")
-# options that define the run; the rest (length, intervals, device, compile) may change on --resume
+PRECISIONS = ("auto", "fp32", "bf16")
+ADDED_LATER = {"ema_gamma": None, "t_sampling": "uniform"}  # what runs saved before these options trained with
+# options that define the run; the rest (length, intervals, device, compile, precision) may change on --resume
 RUN_DEFINING = ("dataset", "objective", "schedule", "T", "batch_size", "lr", "warmup", "lr_decay", "ema_decay",
-                "min_snr_gamma", "conditional", "p_uncond", "model", "seed", "data_root")
+                "ema_gamma", "min_snr_gamma", "t_sampling", "conditional", "p_uncond", "model", "seed", "data_root")
 
 
 class TrainingError(RuntimeError):
@@ -65,13 +75,16 @@ class TrainConfig:
     warmup: int = 200
     lr_decay: str = "cosine"
     ema_decay: float = 0.999
+    ema_gamma: float | None = None
     min_snr_gamma: float | None = 5.0
+    t_sampling: str = "uniform"
     conditional: bool = True
     p_uncond: float = 0.1
     model: str = "small"
     seed: int = 0
     device: str = "auto"
     compile: str = "auto"
+    precision: str = "auto"
     out: str = "runs/model.safetensors"
     run_dir: str | None = None
     data_root: str | None = None
@@ -88,6 +101,8 @@ class TrainConfig:
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
         _choice("device", self.device, DEVICES)
         _choice("compile", self.compile, COMPILE)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("t_sampling", self.t_sampling, T_SAMPLINGS)
         _choice("model", self.model, tuple(MLP_PRESETS if is_toy else UNET_PRESETS))
         _int_range("T", self.T, *T_RANGE)
         _int_range("steps", self.steps, 1, 10_000_000)
@@ -102,6 +117,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
         if not 0 <= self.p_uncond < 1:
             raise ValueError(f"p_uncond (label-drop probability) must lie in [0, 1), got {self.p_uncond!r}")
+        if self.ema_gamma is not None and not self.ema_gamma >= 0:
+            raise ValueError(f"ema_gamma must be >= 0 (or None for the fixed ema_decay), got {self.ema_gamma!r}")
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
             raise ValueError(f"min_snr_gamma must be > 0 (or None to turn it off), got {self.min_snr_gamma!r}")
         if not str(self.out).endswith(".safetensors"):
@@ -130,6 +147,26 @@ def pick_device(name: str = "auto") -> torch.device:
     if not has[name]:
         raise ValueError(f"device {name!r} is not available on this machine")
     return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """"fp32" or "bf16" for `name` on `device` ("auto": see the module docstring); bf16 where the device has
+    no bf16 support is an error."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    supported = {"cuda": lambda: torch.cuda.is_bf16_supported(), "cpu": amx}.get(device.type, lambda: False)()
+    if name == "auto":
+        return "bf16" if supported else "fp32"
+    if name == "bf16" and device.type not in ("cuda", "cpu"):
+        raise ValueError(f"precision 'bf16' is not available on {device.type}; use fp32")
+    return name
+
+
+def ema_decay_at(config: TrainConfig, step: int) -> float:
+    """The EMA decay applied after optimizer step `step` (1-based): power-function (EDM2) when `ema_gamma` is
+    set, else `ema_decay` with warm-up (1 + n) / (10 + n), n = step - 1."""
+    if config.ema_gamma is not None:
+        return (1 - 1 / step) ** (config.ema_gamma + 1)
+    return min(config.ema_decay, step / (9 + step))
 
 
 def lr_at(config: TrainConfig, step: int) -> float:
@@ -168,8 +205,10 @@ class Trainer:
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.forward = self._maybe_compile()
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
-                         and torch.cuda.is_bf16_supported() else None)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else None
+        self.t_probs = (None if config.t_sampling == "uniform"
+                        else t_probabilities(self.schedule, config.t_sampling).to(self.device, torch.float32))
         if resume:
             self._load_state(state_path)
         self._compiled_from = self.step  # the first step of this process is where torch.compile builds
@@ -179,7 +218,7 @@ class Trainer:
     def _config_for_resume(config: TrainConfig, state_path: Path) -> TrainConfig:
         """The saved run's defining options; length, intervals, device and compile may be changed."""
         with safe_open(str(state_path), framework="pt") as f:
-            saved = json.loads(f.metadata()["train_config"])
+            saved = {**ADDED_LATER, **json.loads(f.metadata()["train_config"])}
         defaults = TrainConfig()
         changed = [k for k in RUN_DEFINING if getattr(config, k) not in (saved[k], getattr(defaults, k))]
         if changed:
@@ -242,19 +281,16 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(c, self.step)
         self.net.train()
-        if self.autocast is not None:
-            with self.autocast:
-                loss = diffusion_loss(self._model_fn, self.schedule, x0, c.objective, y, c.min_snr_gamma, self.noise_gen)
-        else:
-            loss = diffusion_loss(self._model_fn, self.schedule, x0, c.objective, y, c.min_snr_gamma, self.noise_gen)
+        with self.autocast or contextlib.nullcontext():
+            loss = diffusion_loss(self._model_fn, self.schedule, x0, c.objective, y, c.min_snr_gamma, self.noise_gen,
+                                  self.t_probs)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
         self.optimizer.step()
-        decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))  # EMA warm-up
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.ema.parameters()), list(self.net.parameters()), 1 - decay)
         self.step += 1
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.net.parameters()), 1 - ema_decay_at(c, self.step))
         self.images_seen += x0.shape[0]
         return loss.detach()
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from explorer.forward import q_sample
-from explorer.losses import diffusion_loss, min_snr_weight
+from explorer.losses import diffusion_loss, min_snr_weight, t_probabilities
 from explorer.parameterization import OBJECTIVES, predictions, target
 from explorer.schedules import at, make_schedule
 
@@ -76,3 +76,36 @@ def test_loss_bad_input():
         diffusion_loss(lambda x, t, y: x, s, torch.zeros(2, 2), "score")
     with pytest.raises(ValueError, match="gamma must be > 0"):
         min_snr_weight(s.snr, "eps", 0.0)
+
+
+def test_log_normal_t_follows_edm_noise_levels():
+    """Under t_probabilities("log-normal"), ln sigma_t (sigma_t = SNR_t^-1/2) is N(-1.2, 1.2^2) up to binning."""
+    for name in ("cosine", "linear"):
+        s = make_schedule(name, 1000)
+        p = t_probabilities(s, "log-normal")
+        assert p.shape == (1000,) and (p >= 0).all() and p.sum().item() == pytest.approx(1.0, abs=1e-12)
+        log_sigma = -0.5 * s.log_snr[1:]
+        inside = (log_sigma > -1.2 - 3 * 1.2) & (log_sigma < -1.2 + 3 * 1.2)  # away from the lumped tails
+        mean = (p * log_sigma)[inside].sum() / p[inside].sum()
+        assert mean.item() == pytest.approx(-1.2, abs=0.03)
+        median_t = int(torch.searchsorted(p.cumsum(0), torch.tensor(0.5, dtype=torch.float64)))
+        assert log_sigma[median_t].item() == pytest.approx(-1.2, abs=0.05)
+    uniform = t_probabilities(make_schedule("cosine", 50))
+    assert torch.equal(uniform, torch.full((50,), 1 / 50, dtype=torch.float64))
+    with pytest.raises(ValueError, match="allowed: uniform, log-normal"):
+        t_probabilities(make_schedule("cosine", 50), "beta")
+
+
+def test_loss_draws_t_from_t_probs():
+    s = make_schedule("cosine", 20)
+    p = torch.zeros(20, dtype=torch.float64)
+    p[[2, 9]] = torch.tensor([0.25, 0.75], dtype=torch.float64)  # t = 3 and t = 10 only
+    seen = []
+
+    def model(x, t, y):
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    diffusion_loss(model, s, torch.zeros(40000, 1), "eps", generator=torch.Generator().manual_seed(0), t_probs=p)
+    t = seen[0]
+    assert set(t.tolist()) == {3, 10} and (t == 10).float().mean().item() == pytest.approx(0.75, abs=0.01)

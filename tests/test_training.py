@@ -1,17 +1,19 @@
 """The trainer: real short runs on a 2D toy and on a folder of tiny images, exact resume, clear errors."""
+import json
 import math
 
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 import train
 from explorer.checkpoint import load_model
 from explorer.data import sample_toy
 from explorer.losses import diffusion_loss
 from explorer.samplers import run, sample
-from explorer.training import TrainConfig, Trainer, TrainingError, lr_at
+from explorer.training import TrainConfig, Trainer, TrainingError, ema_decay_at, lr_at, resolve_precision
 
 
 def toy_config(tmp_path, **overrides):
@@ -127,6 +129,65 @@ def test_lr_schedule():
     assert lr_at(TrainConfig(lr=1e-3, warmup=0, lr_decay="none"), 50) == 1e-3
 
 
+def ema_of(config, values):
+    """The trainer's EMA recursion (lerp by 1 - decay after each step) over a sequence of scalar 'weights'."""
+    ema = values[0]
+    for step, value in enumerate(values, start=1):
+        ema += (1 - ema_decay_at(config, step)) * (value - ema)
+    return ema
+
+
+def test_ema_decays():
+    fixed = TrainConfig(ema_decay=0.999)
+    assert ema_decay_at(fixed, 1) == pytest.approx(0.1) and ema_decay_at(fixed, 91) == pytest.approx(0.91)
+    assert ema_decay_at(fixed, 100_000) == 0.999  # warm-up (1 + n) / (10 + n), n = step - 1, capped
+    # power-function EMA (EDM2): gamma = 0 is exactly the mean of every step's weights ...
+    n = 1000
+    values = [float(k) for k in range(1, n + 1)]
+    assert ema_of(TrainConfig(ema_gamma=0.0), values) == pytest.approx((n + 1) / 2, rel=1e-9)
+    # ... and gamma > 0 weights step k by ~k^gamma: the mean of k under that profile is n (gamma + 1) / (gamma + 2)
+    for gamma in (1.0, 6.94):
+        assert ema_of(TrainConfig(ema_gamma=gamma), values) == pytest.approx(n * (gamma + 1) / (gamma + 2), rel=0.01)
+    assert ema_decay_at(TrainConfig(ema_gamma=6.94), 1) == 0.0  # the first step's weights are the EMA
+
+
+def test_precision(monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32"  # bf16 without AMX is slower than fp32
+    with pytest.raises(ValueError, match="not available on mps"):
+        resolve_precision("bf16", torch.device("mps"))
+
+
+def test_bf16_training_keeps_float32_weights(tmp_path, image_folder):
+    config = TrainConfig(dataset=f"folder:{image_folder}", model="tiny", steps=3, batch_size=8, T=50, compile="off",
+                         precision="bf16", t_sampling="log-normal", ema_gamma=6.94, sample_every=0,
+                         out=str(tmp_path / "bf16.safetensors"), run_dir=str(tmp_path / "run"))
+    trainer = Trainer(config)
+    assert trainer.fit(progress=False) == "done"
+    weights = load_file(tmp_path / "bf16.safetensors")
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
+    assert all(s["exp_avg"].dtype == torch.float32 for s in trainer.optimizer.state.values())
+
+
+def test_resume_of_a_run_saved_before_newer_options(tmp_path):
+    """A state file whose train_config lacks the options added since (ema_gamma, t_sampling) resumes with the
+    values those runs trained with."""
+    Trainer(toy_config(tmp_path, steps=3)).fit(progress=False)
+    path = tmp_path / "run" / "state.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    old = json.loads(meta["train_config"])
+    del old["ema_gamma"], old["t_sampling"]
+    save_file(tensors, str(path), metadata={**meta, "train_config": json.dumps(old)})
+    resumed = Trainer(toy_config(tmp_path, steps=6), resume=True)
+    assert resumed.config.ema_gamma is None and resumed.config.t_sampling == "uniform" and resumed.step == 3
+    assert resumed.fit(progress=False) == "done"
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(dataset="imagenet"), "unknown dataset 'imagenet'; allowed: fashion-mnist"),
     (dict(objective="score"), "allowed: eps, x0, v"),
@@ -137,6 +198,9 @@ def test_lr_schedule():
     (dict(ema_decay=1.0), "ema_decay"),
     (dict(p_uncond=1.0), "p_uncond"),
     (dict(min_snr_gamma=-1.0), "min_snr_gamma"),
+    (dict(ema_gamma=-0.5), "ema_gamma must be >= 0"),
+    (dict(t_sampling="beta"), "allowed: uniform, log-normal"),
+    (dict(precision="fp16"), "allowed: auto, fp32, bf16"),
     (dict(model="huge"), "allowed: tiny, lean, small, base"),
     (dict(out="model.pt"), ".safetensors"),
     (dict(device="tpu"), "allowed: auto, cpu, cuda, mps"),
