@@ -118,7 +118,7 @@ def peak_matmul(n: int, repeats: int) -> float:
 
 # --------------------------------------------------------------------------------------------------- sampling
 def our_sampler(model: DiffusionModel, method: str, steps: int, x_T: torch.Tensor, y: torch.Tensor):
-    return lambda: run(sample(model, model.schedule, x_T, method, steps, objective=model.objective, y=y))
+    return lambda: run(sample(model, model.schedule, x_T, method=method, steps=steps, objective=model.objective, y=y))
 
 
 def peer_sampler(peer: PeerNet, method: str, steps: int, x_T: torch.Tensor, y: torch.Tensor, objective: str):
@@ -281,8 +281,8 @@ def classroom_grid(models: dict[str, DiffusionModel], settings: list[dict], roun
 
     def grid(model, o):
         x_T = torch.randn(16, *model.sample_shape, device=runtime.DEVICE, generator=gen)
-        x0 = run(sample(model, model.schedule, x_T, o["method"], o["steps"], o.get("eta", 0.0), model.objective, y,
-                        o["guidance"], clip_x0=o["clip_x0"]))
+        x0 = run(sample(model, model.schedule, x_T, method=o["method"], steps=o["steps"], eta=o.get("eta", 0.0),
+                        objective=model.objective, y=y, guidance=o["guidance"], clip_x0=o["clip_x0"]))
         return make_grid(x0.clamp(-1, 1) * 0.5 + 0.5, nrow=4).mul(255).round().to(torch.uint8).cpu()
 
     fns = {(name, i): (lambda m=model, o=o: grid(m, o)) for name, model in models.items()

@@ -76,7 +76,7 @@ def pure(seed: int) -> None:
     model = toy.model_at(toy.PRETRAINED / "toy_two-moons_v.safetensors")
     gen = torch.Generator().manual_seed(seed)
     x_T = torch.randn(2000, 2, generator=gen)
-    run(sample(model, model.schedule, x_T, "ddim", 50, objective="v", clip_x0=toy.CLIP, generator=gen))
+    run(sample(model, model.schedule, x_T, method="ddim", steps=50, objective="v", clip_x0=toy.CLIP, generator=gen))
 
 
 def first_frame(seed: int) -> float:

@@ -12,7 +12,7 @@ Methods (all move from t to the next timestep s < t of a decreasing sequence end
 - "dpm-solver++": DPM-Solver++(2M), the second-order multistep solver in x_0 of Lu et al. (2022),
   Algorithm 2, for good samples in 10-20 model calls.
 
-`sigmas(schedule, method, steps, eta, spacing, variance)` lists (t, t_next, sigma) for every step without running
+`plan(schedule, method, steps, eta, spacing, variance)` lists (t, t_next, sigma) for every step without running
 a model (for plots); the samplers take their sigma from the same functions, `ddpm_sigma` and `ddim_sigma`.
 
 The model contract is `model(x_t, t, y) -> prediction` in `objective` ("eps", "x0", "v"), with t an integer
@@ -129,7 +129,7 @@ def _check_options(method: str, eta: float, variance: str) -> None:
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
 
 
-def sigmas(schedule: NoiseSchedule, method: str = "ddim", steps: int = 50, eta: float = 0.0,
+def plan(schedule: NoiseSchedule, method: str = "ddim", steps: int = 50, eta: float = 0.0,
            spacing: str = "trailing", variance: str = "beta_tilde") -> list[tuple[int, int, float]]:
     """The steps a sampler would take, without running a model: (t, t_next, sigma) per model call, sigma being
     the scale of the fresh noise added on the step t -> t_next (the `Step.sigma` the sampler yields). DDPM and
@@ -212,7 +212,7 @@ def dpm_solver_pp(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[in
     return x
 
 
-def sample(model: Callable, schedule: NoiseSchedule, x_T: torch.Tensor, method: str = "ddim", steps: int = 50,
+def sample(model: Callable, schedule: NoiseSchedule, x_T: torch.Tensor, *, method: str = "ddim", steps: int = 50,
            eta: float = 0.0, objective: str = "eps", y: torch.Tensor | None = None, guidance: float = 1.0,
            spacing: str = "trailing", variance: str = "beta_tilde", clip_x0: bool | float = False,
            generator: torch.Generator | None = None, null_label: int | None = None

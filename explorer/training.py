@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -356,7 +357,7 @@ class Trainer:
             y = torch.arange(k, device=self.device).repeat_interleave(per_class) if k else None
         x_T = torch.randn((n, *self.sample_shape), generator=g, device=self.device)
         clip = 3.0 if self.images is None else True  # toys lie within ~2.5; see explorer/app/toy.py on eps at t = T
-        x0 = run(sample(model, self.schedule, x_T, "dpm-solver++", steps, objective=model.objective, y=y,
+        x0 = run(sample(model, self.schedule, x_T, method="dpm-solver++", steps=steps, objective=model.objective, y=y,
                         clip_x0=clip))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if self.images is None:
@@ -366,39 +367,48 @@ class Trainer:
             save_image(make_grid((x0.float().cpu() + 1) / 2, nrow=per_class if k else 8, padding=1).clamp(0, 1),
                        str(path))
 
+    def steps(self) -> Iterator[tuple[int, float]]:
+        """Train to `config.steps`, yielding (step, loss) after each optimizer step, as improved-diffusion's
+        p_sample_loop_progressive yields each sampling step; `fit` drains it, and so can a UI. `elapsed` counts
+        training time only, not the consumer's work between steps. A non-finite loss raises TrainingError."""
+        while self.step < self.config.steps:
+            start = time.perf_counter()
+            loss = self.train_step_with_fallback().item()
+            if not math.isfinite(loss):
+                raise TrainingError(f"the loss became {loss} at step {self.step}")
+            self.elapsed += time.perf_counter() - start
+            yield self.step, loss
+
     def fit(self, progress: bool = True) -> str:
-        """Train to `config.steps` with a tqdm bar (loss, images/s, ETA), a CSV log, checkpoints every
-        `ckpt_every` steps and sample grids every `sample_every` steps. Ctrl-C or SIGTERM save and return
-        "interrupted"; a non-finite loss raises TrainingError and keeps the last good checkpoint."""
+        """Drain `steps` with a tqdm bar (loss, images/s, ETA), a CSV log, checkpoints every `ckpt_every` steps
+        and sample grids every `sample_every` steps. Ctrl-C or SIGTERM save and return "interrupted"; a
+        non-finite loss raises TrainingError and keeps the last good checkpoint."""
         c = self.config
         run_path = c.run_path
         run_path.mkdir(parents=True, exist_ok=True)
         log_path = run_path / "log.csv"
         rows = [r for r in _read_log(log_path) if int(r["step"]) <= self.step]  # drop rows past the saved state
         bar = tqdm(total=c.steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
-        last_saved, rate = self.step, None
+        last_saved, rate, clock = self.step, None, self.elapsed
         restore = _sigterm_as_interrupt()
         try:
-            while self.step < c.steps:
-                start = time.perf_counter()
-                loss = self.train_step_with_fallback().item()
-                if not math.isfinite(loss):
-                    raise TrainingError(f"the loss became {loss} at step {self.step}; stopped without saving, the "
-                                        f"last good checkpoint (step {last_saved}) is kept. Try a lower --lr.")
-                took = time.perf_counter() - start
-                self.elapsed += took
+            for step, loss in self.steps():
+                took, clock = self.elapsed - clock, self.elapsed
                 rate = c.batch_size / took if rate is None else 0.9 * rate + 0.1 * c.batch_size / took
-                rows.append({"step": self.step, "loss": f"{loss:.5f}", "lr": f"{lr_at(c, self.step - 1):.3g}",
+                rows.append({"step": step, "loss": f"{loss:.5f}", "lr": f"{lr_at(c, step - 1):.3g}",
                              "images_per_s": f"{rate:.1f}", "elapsed_s": f"{self.elapsed:.1f}"})
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}")
-                if self.step % c.ckpt_every == 0:
+                if step % c.ckpt_every == 0:
                     self.save()
                     _write_log(log_path, rows)
-                    last_saved = self.step
-                if c.sample_every and self.step % c.sample_every == 0:
-                    self.sample_grid(run_path / "samples" / f"step_{self.step:07d}.png")
+                    last_saved = step
+                if c.sample_every and step % c.sample_every == 0:
+                    self.sample_grid(run_path / "samples" / f"step_{step:07d}.png")
             outcome = "done"
+        except TrainingError as err:
+            raise TrainingError(f"{err}; stopped without saving, the last good checkpoint (step {last_saved}) is "
+                                "kept. Try a lower --lr.") from err
         except KeyboardInterrupt:
             outcome = "interrupted"
         finally:

@@ -26,7 +26,7 @@ from explorer.app import plots
 from explorer.app import reverse as rv
 from explorer.app.runtime import UserInputError
 from explorer.checkpoint import CheckpointError, DiffusionModel
-from explorer.samplers import run, sample, sigmas
+from explorer.samplers import plan, run, sample
 from explorer.training import TrainConfig, Trainer
 
 OUT = {name: i for i, name in enumerate(rv.OUTPUTS)}
@@ -106,8 +106,8 @@ def final_grid(path, checkpoint=None, upload=None, objective=None, method="ddim"
     y = None
     if model.class_names:
         y = torch.arange(n) % len(CLASSES) if label == rv.MIXED else torch.full((n,), CLASSES.index(label))
-    x0 = run(sample(model, model.schedule, x_T, method, steps, eta, model.objective, y, guidance, spacing, variance,
-                    clip, g))
+    x0 = run(sample(model, model.schedule, x_T, method=method, steps=steps, eta=eta, objective=model.objective, y=y,
+                    guidance=guidance, spacing=spacing, variance=variance, clip_x0=clip, generator=g))
     return rv.grid(x0)
 
 
@@ -196,14 +196,14 @@ def test_frames_and_the_final_image_equal_the_sampler(monkeypatch, method, steps
 
 def test_steps_follow_the_sampler_and_sigma_plot(calls):
     outs = list(rv.generate(*controls(method="ddpm", variance="beta", steps=5, seed=1)))
-    plan = sigmas(rv.model_at(rv.PRETRAINED / "tiny_eps.safetensors").schedule, "ddpm", 5, variance="beta")
-    for out, (t, t_next, sigma) in zip(outs[1:], plan):
+    planned = plan(rv.model_at(rv.PRETRAINED / "tiny_eps.safetensors").schedule, "ddpm", 5, variance="beta")
+    for out, (t, t_next, sigma) in zip(outs[1:], planned):
         assert f"the model saw t = {t} and guessed x̂₀; σ = {sigma:.4f} of fresh noise, now at t = {t_next}" \
             in out[OUT["status"]]
     figure = outs[0][OUT["sigmas"]]
     go.Figure(figure.to_dict())  # every property name valid
     used = figure.data[-1]
-    assert list(used.x) == [t for t, _, _ in plan] and np.allclose(used.y, [s for _, _, s in plan])
+    assert list(used.x) == [t for t, _, _ in planned] and np.allclose(used.y, [s for _, _, s in planned])
     assert calls.n == 5 and calls.batch == [3] * 5
     redrawn = rv.sigma_plot("tiny_eps.safetensors", None, "eps", "ddpm", "beta", 0.0, "trailing", 5)
     assert np.allclose(redrawn.data[-1].y, used.y)
@@ -217,7 +217,7 @@ def test_every_sampler_sigma_and_objective_runs(objective, method, variance, eta
     assert s.path.name == f"tiny_{objective}.safetensors"  # the toggle picks the checkpoint
     frames = list(rv.trajectory(s))
     assert [f.step for f in frames] == [0, 1, 2, 3] and frames[-1].t == 0
-    assert [f.sigma for f in frames[1:]] == [sg for _, _, sg in sigmas(rv._schedule("cosine", 50), method, 3, eta,
+    assert [f.sigma for f in frames[1:]] == [sg for _, _, sg in plan(rv._schedule("cosine", 50), method, 3, eta,
                                                                          "trailing", variance)]
     assert torch.isfinite(frames[-1].x).all()
 

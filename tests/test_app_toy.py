@@ -105,7 +105,7 @@ def test_a_reverse_run_streams_frames_and_ends_at_the_samplers_output():
     gen = torch.Generator().manual_seed(5)
     x_T = torch.randn(600, 2, generator=gen)
     with torch.inference_mode():
-        x0 = run(sample(model, model.schedule, x_T, "ddim", 50, objective="v", clip_x0=toy.CLIP, generator=gen))
+        x0 = run(sample(model, model.schedule, x_T, method="ddim", steps=50, objective="v", clip_x0=toy.CLIP, generator=gen))
     first, last = frames[0][0], frames[-1][0]
     start = trace(first, "scattergl")
     assert np.array_equal(np.stack([start.x, start.y], 1), x_T.numpy())

@@ -34,7 +34,7 @@ def test_round_trip_from_file_alone(tmp_path):
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     x, t = torch.randn(5, 2), torch.tensor([1, 10, 20, 30, 50])
     assert torch.equal(model(x, t), net(x, t / 50))  # the network sees s = t / T
-    out = run(sample(model, model.schedule, torch.randn(4, *model.sample_shape), "ddim", steps=5,
+    out = run(sample(model, model.schedule, torch.randn(4, *model.sample_shape), method="ddim", steps=5,
                      objective=model.objective, y=torch.tensor([0, 1, 0, 1]), guidance=2.0))
     assert out.shape == (4, 2) and torch.isfinite(out).all()
     assert [p.name for p, _ in list_checkpoints(tmp_path)] == ["m.safetensors"]

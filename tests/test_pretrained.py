@@ -41,7 +41,7 @@ def test_each_file_loads_reports_its_config_and_samples_on_the_cpu(path):
     y = torch.arange(n) % len(config.class_names) if config.class_names else None
     x_T = torch.randn(n, *config.sample_shape, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        x0 = run(sample(model, model.schedule, x_T, "dpm-solver++", 5, objective=config.objective, y=y,
+        x0 = run(sample(model, model.schedule, x_T, method="dpm-solver++", steps=5, objective=config.objective, y=y,
                         clip_x0=True))
     assert x0.shape == (n, *config.sample_shape) and torch.isfinite(x0).all()
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explorer.parameterization import target
-from explorer.samplers import METHODS, SPACINGS, VARIANCES, run, sample, sigmas, timesteps
+from explorer.samplers import METHODS, SPACINGS, VARIANCES, plan, run, sample, timesteps
 from explorer.schedules import make_schedule
 
 S = 0.5  # data distribution N(0, S^2 I)
@@ -70,8 +70,8 @@ def test_ddim_eta1_equals_ddpm_beta_tilde_draw_for_draw():
     s = make_schedule("cosine", 100)
     oracle = gaussian_oracle(s)
     x_T = torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    a = list(sample(oracle, s, x_T, "ddim", steps=100, eta=1.0, generator=torch.Generator().manual_seed(3)))
-    b = list(sample(oracle, s, x_T, "ddpm", steps=100, variance="beta_tilde", generator=torch.Generator().manual_seed(3)))
+    a = list(sample(oracle, s, x_T, method="ddim", steps=100, eta=1.0, generator=torch.Generator().manual_seed(3)))
+    b = list(sample(oracle, s, x_T, method="ddpm", steps=100, variance="beta_tilde", generator=torch.Generator().manual_seed(3)))
     assert len(a) == len(b) == 100
     for sa, sb in zip(a, b):
         assert sa.t == sb.t and sa.sigma == pytest.approx(sb.sigma, rel=1e-9, abs=1e-12)
@@ -82,10 +82,10 @@ def test_ddim_eta0_is_deterministic_and_eta_changes_result():
     s = make_schedule("linear", 1000)
     oracle = gaussian_oracle(s)
     x_T = torch.randn(8, 2, generator=torch.Generator().manual_seed(4))
-    one = run(sample(oracle, s, x_T, "ddim", steps=20, generator=torch.Generator().manual_seed(5)))
-    two = run(sample(oracle, s, x_T, "ddim", steps=20, generator=torch.Generator().manual_seed(6)))
+    one = run(sample(oracle, s, x_T, method="ddim", steps=20, generator=torch.Generator().manual_seed(5)))
+    two = run(sample(oracle, s, x_T, method="ddim", steps=20, generator=torch.Generator().manual_seed(6)))
     assert torch.equal(one, two)
-    noisy = run(sample(oracle, s, x_T, "ddim", steps=20, eta=0.5, generator=torch.Generator().manual_seed(5)))
+    noisy = run(sample(oracle, s, x_T, method="ddim", steps=20, eta=0.5, generator=torch.Generator().manual_seed(5)))
     assert not torch.allclose(one, noisy)
 
 
@@ -93,7 +93,7 @@ def test_ddim_eta0_is_deterministic_and_eta_changes_result():
 def test_steps_yield_records(method):
     s = make_schedule("cosine", 1000)
     x_T = torch.randn(3, 1, 4, 4)
-    steps = list(sample(gaussian_oracle(s), s, x_T, method, steps=7, generator=torch.Generator().manual_seed(0)))
+    steps = list(sample(gaussian_oracle(s), s, x_T, method=method, steps=7, generator=torch.Generator().manual_seed(0)))
     assert [st.i for st in steps] == list(range(7)) and all(st.n == 7 for st in steps)
     assert steps[0].t == 1000 and steps[-1].t_next == 0
     assert torch.equal(steps[0].x_t, x_T)
@@ -107,8 +107,8 @@ def test_steps_yield_records(method):
 def test_generator_returns_final_sample():
     s = make_schedule("cosine", 100)
     x_T = torch.randn(2, 2)
-    last = list(sample(gaussian_oracle(s), s, x_T, "ddpm", steps=10, generator=torch.Generator().manual_seed(0)))[-1]
-    final = run(sample(gaussian_oracle(s), s, x_T, "ddpm", steps=10, generator=torch.Generator().manual_seed(0)))
+    last = list(sample(gaussian_oracle(s), s, x_T, method="ddpm", steps=10, generator=torch.Generator().manual_seed(0)))[-1]
+    final = run(sample(gaussian_oracle(s), s, x_T, method="ddpm", steps=10, generator=torch.Generator().manual_seed(0)))
     assert torch.equal(final, last.x_next)
 
 
@@ -148,12 +148,12 @@ def test_guidance_combines_conditional_and_null_outputs():
 
     model.null_label = 10
     y = torch.tensor([2, 4])
-    steps = list(sample(model, s, torch.zeros(2, 3), "ddim", steps=2, objective="eps", y=y, guidance=3.0))
+    steps = list(sample(model, s, torch.zeros(2, 3), method="ddim", steps=2, objective="eps", y=y, guidance=3.0))
     # eps = null + w (cond - null) = 10 + 3 (y - 10)
     assert torch.allclose(steps[0].eps_hat[:, 0], torch.tensor([-14.0, -8.0]))
     assert calls == [4, 4]  # conditional and null passes batched together
     calls.clear()
-    steps = list(sample(model, s, torch.zeros(2, 3), "ddim", steps=2, y=y, guidance=0.0))
+    steps = list(sample(model, s, torch.zeros(2, 3), method="ddim", steps=2, y=y, guidance=0.0))
     assert torch.allclose(steps[0].eps_hat[:, 0], torch.tensor([10.0, 10.0])) and calls == [2, 2]
 
 
@@ -182,31 +182,31 @@ def test_bad_input(kwargs, match):
                          + [("ddim", dict(eta=e)) for e in (0.0, 0.3, 1.0)] + [("dpm-solver++", {})])
 @pytest.mark.parametrize("steps,spacing", [(100, "trailing"), (7, "trailing"), (7, "leading"), (3, "linspace")])
 def test_sigmas_are_the_samplers_sigmas(method, kwargs, steps, spacing):
-    """sigmas() lists, without a model, exactly the (t, t_next, sigma) the sampler then yields."""
+    """plan() lists, without a model, exactly the (t, t_next, sigma) the sampler then yields."""
     s = make_schedule("linear", 100)
-    run_steps = list(sample(gaussian_oracle(s), s, torch.randn(4, 2), method, steps=steps, spacing=spacing,
+    run_steps = list(sample(gaussian_oracle(s), s, torch.randn(4, 2), method=method, steps=steps, spacing=spacing,
                             generator=torch.Generator().manual_seed(0), **kwargs))
-    assert sigmas(s, method, steps, spacing=spacing, **kwargs) == [(st.t, st.t_next, st.sigma) for st in run_steps]
+    assert plan(s, method, steps, spacing=spacing, **kwargs) == [(st.t, st.t_next, st.sigma) for st in run_steps]
 
 
 def test_sigmas_closed_forms():
     s = make_schedule("cosine", 50)
     ab, betas, beta_tildes = s.alpha_bars.tolist(), s.betas.tolist(), s.beta_tildes.tolist()
     # all T steps: sigma^2 is beta_t or beta_tilde_t (seed 001, eq. 5), DDIM eta = 1 equals beta_tilde_t
-    full_beta = sigmas(s, "ddpm", 50, variance="beta")
-    full_tilde = sigmas(s, "ddpm", 50, variance="beta_tilde")
-    full_ddim = sigmas(s, "ddim", 50, eta=1.0)
+    full_beta = plan(s, "ddpm", 50, variance="beta")
+    full_tilde = plan(s, "ddpm", 50, variance="beta_tilde")
+    full_ddim = plan(s, "ddim", 50, eta=1.0)
     assert [(t, n) for t, n, _ in full_beta] == [(t, t - 1) for t in range(50, 0, -1)]
     for (t, _, sb), (_, _, st), (_, _, sd) in zip(full_beta[:-1], full_tilde[:-1], full_ddim[:-1]):
         assert sb ** 2 == pytest.approx(betas[t], rel=1e-12)
         assert st ** 2 == pytest.approx(beta_tildes[t], rel=1e-12) and sd == pytest.approx(st, rel=1e-12)
     assert full_beta[-1][2] == full_tilde[-1][2] == full_ddim[-1][2] == 0.0  # no noise on the step to x_0
     # respaced: the step t -> t_next uses beta_{t, t_next} = 1 - ab_t / ab_t_next; eta scales DDIM's sigma
-    t, n, sigma = sigmas(s, "ddpm", 5, variance="beta")[1]
+    t, n, sigma = plan(s, "ddpm", 5, variance="beta")[1]
     assert (t, n) == (40, 30) and sigma ** 2 == pytest.approx(1 - ab[40] / ab[30], rel=1e-12)
-    half = sigmas(s, "ddim", 5, eta=0.5)
-    assert [x[2] for x in half] == pytest.approx([0.5 * x[2] for x in sigmas(s, "ddim", 5, eta=1.0)], rel=1e-12)
-    assert all(x[2] == 0.0 for x in sigmas(s, "ddim", 5, eta=0.0) + sigmas(s, "dpm-solver++", 5))
+    half = plan(s, "ddim", 5, eta=0.5)
+    assert [x[2] for x in half] == pytest.approx([0.5 * x[2] for x in plan(s, "ddim", 5, eta=1.0)], rel=1e-12)
+    assert all(x[2] == 0.0 for x in plan(s, "ddim", 5, eta=0.0) + plan(s, "dpm-solver++", 5))
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -218,4 +218,4 @@ def test_sigmas_closed_forms():
 ])
 def test_sigmas_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        sigmas(make_schedule("cosine", 50), **kwargs)
+        plan(make_schedule("cosine", 50), **kwargs)

@@ -52,7 +52,7 @@ def test_toy_training_lowers_loss_and_writes_a_loadable_checkpoint(tmp_path):
     trainer.save()
     model = load_model(tmp_path / "moons.safetensors")
     assert model.config.step == 150 and model.class_names == ["upper moon", "lower moon"] and model.objective == "v"
-    x = run(sample(model, model.schedule, torch.randn(500, 2), "ddim", steps=20, objective=model.objective,
+    x = run(sample(model, model.schedule, torch.randn(500, 2), method="ddim", steps=20, objective=model.objective,
                    y=torch.zeros(500, dtype=torch.long), guidance=1.0))
     assert x.shape == (500, 2) and torch.isfinite(x).all()
 
@@ -94,6 +94,22 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(a[key], b[key]), key  # weights, EMA, optimizer moments and RNG states
     assert torch.equal(load_file(tmp_path / "a" / "moons.safetensors")["out.weight"],
                        load_file(tmp_path / "b" / "moons.safetensors")["out.weight"])
+
+
+def test_steps_is_the_loop_fit_drains(tmp_path):
+    fitted = Trainer(toy_config(tmp_path / "a"))
+    fitted.fit(progress=False)
+    streamed = Trainer(toy_config(tmp_path / "b"))
+    seen = []
+    for step, loss in streamed.steps():
+        seen.append(step)
+        assert math.isfinite(loss)
+        if step == 4:
+            break  # a consumer may stop at any step: nothing more is trained
+    assert seen == [1, 2, 3, 4] and streamed.step == 4
+    assert [step for step, _ in streamed.steps()] == [5, 6]  # and carry on later
+    for mine, theirs in zip(fitted.net.parameters(), streamed.net.parameters()):
+        assert torch.equal(mine, theirs)
 
 
 def test_refuses_to_overwrite_and_resume_guards(tmp_path):

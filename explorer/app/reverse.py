@@ -3,7 +3,7 @@ current guess of the clean image beside it; change one setting, or compare two o
 
 Timesteps follow explorer.schedules: t = T is pure noise, t = 0 the sample. The sampler loop is explorer's
 (`samplers.sample`, one Step per model call); this module validates the controls, picks the checkpoint, turns
-the Steps into pictures and streams them. The sigma curves come from `samplers.sigmas`, the function the
+the Steps into pictures and streams them. The sigma curves come from `samplers.plan`, the function the
 samplers take their sigma from.
 
 Seeds: one torch.Generator seeded with the seed draws x_T, then the sampler's fresh noise. Compare mode gives
@@ -47,7 +47,7 @@ from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel
                                  load_model, read_config)
 from explorer.nets import build_net
 from explorer.parameterization import OBJECTIVES
-from explorer.samplers import METHODS, SPACINGS, VARIANCES, sample, sigmas
+from explorer.samplers import METHODS, SPACINGS, VARIANCES, plan, sample
 from explorer.schedules import NoiseSchedule, make_schedule
 
 TITLE = "Reverse process"
@@ -334,8 +334,9 @@ def _frames(s: Settings, stop: threading.Event | None) -> Iterator[Frame]:
     yield Frame(0, p.steps, s.config.T, None, None, x_T, None)
     model = model_at(s.path)  # after the first frame: loading takes longer than showing x_T
     device = next(model.parameters()).device
-    run = sample(model, model.schedule, x_T.to(device), p.method, p.steps, p.eta, model.objective,
-                 labels(s, device), s.guidance, p.spacing, p.variance, s.clip, gen)
+    run = sample(model, model.schedule, x_T.to(device), method=p.method, steps=p.steps, eta=p.eta,
+                 objective=model.objective, y=labels(s, device), guidance=s.guidance, spacing=p.spacing,
+                 variance=p.variance, clip_x0=s.clip, generator=gen)
     for st in until(run, stop):
         yield Frame(st.i + 1, st.n, st.t_next, st.t, st.sigma, st.x_next, st.x0_hat)
 
@@ -465,13 +466,13 @@ def _references(name: str, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def sigma_figure(config: ModelConfig, runs: list[tuple[str, Sampler]]) -> go.Figure:
-    """The sigma each sampler adds on each step (from samplers.sigmas), over sqrt(beta_t) and sqrt(beta_tilde_t)
+    """The sigma each sampler adds on each step (from samplers.plan), over sqrt(beta_t) and sqrt(beta_tilde_t)
     of the checkpoint's schedule; runs are (name, sampler)."""
     schedule = _schedule(config.schedule, config.T)
     traces = []
     for name, p in runs:
-        plan = np.array(sigmas(schedule, p.method, p.steps, p.eta, p.spacing, p.variance), dtype=np.float64)
-        traces.append((f"{name}{p.describe()}", plan[:, 0].astype(np.float32), plan[:, 2].astype(np.float32)))
+        steps = np.array(plan(schedule, p.method, p.steps, p.eta, p.spacing, p.variance), dtype=np.float64)
+        traces.append((f"{name}{p.describe()}", steps[:, 0].astype(np.float32), steps[:, 2].astype(np.float32)))
     title = f"σ used on each step ({config.schedule} schedule, T = {config.T})"
     return plots.sampler_sigmas(*_references(config.schedule, config.T), traces, title)
 

@@ -413,8 +413,9 @@ def reverse_frames(su: Setup, s: Sampler, stop: threading.Event | None = None):
 
     yield frame(x_T, su.T, f"x_T ~ N(0, I) at t = {su.T}")
     show = set(shown(s.steps))
-    sampling = sample(model, model.schedule, x_T.to(device), s.method, s.steps, s.eta, model.objective, y,
-                      s.guidance, s.spacing, s.variance, CLIP if s.clip else False, gen)
+    sampling = sample(model, model.schedule, x_T.to(device), method=s.method, steps=s.steps, eta=s.eta,
+                      objective=model.objective, y=y, guidance=s.guidance, spacing=s.spacing, variance=s.variance,
+                      clip_x0=CLIP if s.clip else False, generator=gen)
     for step in until(sampling, stop):
         paths.append(step.x_next[:HIGHLIGHT].float().cpu().numpy())
         j = step.i + 1
@@ -503,7 +504,7 @@ def train_updates(su: Setup, steps: int, seed: int, trained: str | None, stop: t
         trainer.elapsed = elapsed
         with torch.no_grad():
             model = trainer.ema_model()
-            x = run(sample(model, model.schedule, x_T, "ddim", min(PREVIEW_STEPS, su.T), objective=su.objective,
+            x = run(sample(model, model.schedule, x_T, method="ddim", steps=min(PREVIEW_STEPS, su.T), objective=su.objective,
                            clip_x0=CLIP))
         q = quality(su.dataset, None, x, PREVIEW_N)
         evals.append(trainer.step)
