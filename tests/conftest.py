@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from explorer.threads import configure_threads
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls from gradio or its client
-# As explorer.app.runtime does for the app, but before any test module imports torch: with OpenMP's default
-# active waiting, two torch threads on a busy two-core machine run small ops tens of times slower.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# As app.py does, before any test module imports torch: with OpenMP's default spinning waits, two torch threads
+# on a busy two-core machine run small ops tens of times slower.
+configure_threads("passive")
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

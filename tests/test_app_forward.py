@@ -216,19 +216,3 @@ def test_a_removed_upload_asks_for_it_again(tmp_path):
     gone = tmp_path / "gone.png"
     with pytest.raises(UserInputError, match="upload it again"):
         fv.forward(**controls(image=fv.UPLOAD, upload=str(gone)))
-
-
-def test_cpu_threads_follow_the_quota(tmp_path, monkeypatch):
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert runtime.cpu_quota(tmp_path) == 1.5
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert runtime.cpu_quota(tmp_path) is None
-    (tmp_path / "cpu.max").unlink()
-    (tmp_path / "cpu").mkdir()
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000")
-    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000")
-    assert runtime.cpu_quota(tmp_path) == 2
-    monkeypatch.setenv("CPU_CORES", "3")
-    assert runtime.cpu_threads() == 3
-    assert runtime.THREADS == torch.get_num_threads()
-    assert runtime.DEVICE.type in ("cuda", "mps", "cpu")

@@ -4,11 +4,10 @@ Each view module in VIEWS has a TITLE, a `build()` that creates its components a
 current tab, and optionally CSS, so adding a view is one line. `demo` is built at import (Gradio's reload
 mode looks for it); `launch()` queues and launches it the way app.py does, so tests serve the same app.
 """
-from explorer.app import runtime  # first: sets OMP_WAIT_POLICY before torch loads, threads, device, Pillow limits
-
 import gradio as gr
+import torch
 
-from explorer.app import forward, reverse, toy
+from explorer.app import forward, reverse, runtime, toy
 
 VIEWS = (forward, reverse, toy)
 QUEUE_SIZE = 64  # waiting events beyond this are refused with "queue full" instead of piling up
@@ -28,7 +27,7 @@ def build_demo() -> gr.Blocks:
             for view in VIEWS:
                 with gr.Tab(view.TITLE, id=view.__name__.rsplit(".", 1)[-1]):
                     view.build()
-        gr.Markdown(f"Running on {runtime.DEVICE.type} with {runtime.THREADS} CPU thread(s).",
+        gr.Markdown(f"Running on {runtime.DEVICE.type} with {torch.get_num_threads()} CPU thread(s).",
                     elem_id="runtime-info")
     return blocks
 

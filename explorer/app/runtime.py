@@ -1,15 +1,7 @@
 """Process-wide settings of the app and the safe loading of uploads.
 
-Importing this module (explorer.app does it first) sets, once per process:
-- `OMP_WAIT_POLICY=PASSIVE` unless already set, when torch is not imported yet. With the default (spinning
-  before sleeping) two OpenMP threads on a busy two-core machine wait for each other: one step of the forward
-  chain on a 3x128x128 image measured 20-40 ms instead of 0.5 ms, and a network call with one busy process
-  beside it about 2x slower than passive (bench/results/speed.md, "OpenMP wait policy"). On an idle machine a
-  bare network call takes 2.6-3x as long as with the default, yet a served DDIM run of the reverse view is as
-  fast (1.01x, bench/results/reverse_view.md): the server and Gradio's frame encoding need the CPUs that spinning
-  threads would hold. GOMP_SPINCOUNT=300000 (it overrides the policy) restores the default.
-- torch's intra-op threads: `CPU_CORES` if set, else the CPU quota (cgroup v2 `cpu.max` or v1 CFS quota),
-  else the CPU affinity;
+Importing this module sets, once per process (threads and OpenMP waiting are app.py's, through
+`explorer.threads.configure_threads("passive")`):
 - `DEVICE`: cuda, then mps, then cpu (the views that run networks put them there);
 - Pillow's bomb limit `MAX_PIXELS`, with `DecompressionBombWarning` raised as an error.
 
@@ -18,14 +10,9 @@ with a message meant for them.
 """
 from __future__ import annotations
 
-import math
 import os
-import sys
 import warnings
 from pathlib import Path
-
-if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
@@ -44,32 +31,6 @@ class UserInputError(ValueError):
     """A problem with what the visitor sent; the message is shown to them as is."""
 
 
-def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """CPUs allowed by the cgroup CPU quota (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), None if unlimited."""
-    try:
-        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return quota / period if quota > 0 and period > 0 else None
-
-
-def cpu_threads() -> int:
-    """Threads for torch: `CPU_CORES`, else min(CPU affinity, quota rounded up), at least 1."""
-    if os.environ.get("CPU_CORES"):
-        return max(1, int(os.environ["CPU_CORES"]))
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    quota = cpu_quota()
-    if quota is not None:
-        n = min(n, math.ceil(quota))
-    return max(1, n)
-
-
 def pick_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -78,8 +39,6 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
-THREADS = cpu_threads()
-torch.set_num_threads(THREADS)
 DEVICE = pick_device()
 
 
