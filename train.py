@@ -12,13 +12,17 @@ import argparse
 import sys
 from dataclasses import fields
 
-from explorer.checkpoint import CheckpointError
-from explorer.data import IMAGE_DATASETS, TOY_DATASETS, DataUnavailableError
-from explorer.losses import T_SAMPLINGS
-from explorer.training import COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, PRECISIONS, TrainConfig, Trainer, TrainingError
-from explorer.nets.unet import UNET_PRESETS
-from explorer.parameterization import OBJECTIVES
-from explorer.schedules import SCHEDULES, T_RANGE
+from explorer.threads import configure_threads
+
+configure_threads("spin")  # before torch loads: a lone training process gains from spinning waits
+
+from explorer.checkpoint import CheckpointError  # noqa: E402
+from explorer.data import IMAGE_DATASETS, TOY_DATASETS, DataUnavailableError  # noqa: E402
+from explorer.losses import T_SAMPLINGS  # noqa: E402
+from explorer.training import COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, PRECISIONS, TrainConfig, Trainer, TrainingError  # noqa: E402
+from explorer.nets.unet import UNET_PRESETS  # noqa: E402
+from explorer.parameterization import OBJECTIVES  # noqa: E402
+from explorer.schedules import SCHEDULES, T_RANGE  # noqa: E402
 
 DEFAULTS = TrainConfig()
 

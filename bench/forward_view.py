@@ -1,8 +1,8 @@
 """Latency of the forward view's slider handler, `explorer.app.forward.forward`, for one slider position.
 
-    python bench/forward_view.py [--repeats 200] [--write]
+    python -m bench.forward_view [--repeats 200] [--write]
 
-Threads are set exactly as the app sets them (explorer.app.runtime: CPU_CORES, else the CPU quota or
+Threads are set exactly as app.py sets them (explorer.threads.configure_threads: CPU_CORES, else the CPU quota or
 affinity). Two inputs: a 28x28 gallery image and a 128x128 colour upload, both cosine, T = 1000. Each is
 first swept once over t = 0..T (what the chain caches after a visitor's first pass), then timed at `repeats`
 random t. Also timed: the first call for a new seed (the chain is computed from t = 0 up to t = T) and the
@@ -19,18 +19,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from explorer.threads import configure_threads
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
+configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 
-from bench.report import conditions, publish  # noqa: E402
 
-import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from bench.report import conditions, publish
 
-from explorer.app import forward as fv  # noqa: E402
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from explorer.app import forward as fv
 
 RESULT = ROOT / "bench" / "results" / "forward_view.md"
 TARGETS_MS = {"28x28 gallery image": 30.0, "128x128 colour upload": 100.0}

@@ -1,7 +1,7 @@
 """Sample quality of the bundled image checkpoints: cFID and class accuracy per sampler, a guidance sweep, the ELBO.
 
-    python bench/quality.py [--n 2000] [--ddpm-n 500] [--checkpoints pretrained/fashion_*.safetensors] [--device auto]
-    python bench/quality.py --quick --checkpoints runs/tiny.safetensors --out-dir /tmp/quality   # seconds, for CI
+    python -m bench.quality [--n 2000] [--ddpm-n 500] [--checkpoints pretrained/fashion_*.safetensors] [--device auto]
+    python -m bench.quality --quick --checkpoints runs/tiny.safetensors --out-dir /tmp/quality   # seconds, for CI
 
 For each image checkpoint (config.net == "unet"; by default every one in pretrained/, other files are skipped
 with the reason) and N class-balanced samples per sampler config (explorer.metrics.generate_samples; the same
@@ -47,17 +47,18 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from explorer.threads import configure_threads
 
-import torch  # noqa: E402
+configure_threads("spin")  # before torch loads: a lone benchmark gains from spinning waits
 
-from bench.report import cpu_name  # noqa: E402
-from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, read_config  # noqa: E402
-from explorer.classifier import DEFAULT_PATH, load_classifier  # noqa: E402
-from explorer.data import load_image_tensors  # noqa: E402
-from explorer.likelihood import elbo  # noqa: E402
-from explorer.metrics import (  # noqa: E402
+import torch
+
+from bench.report import cpu_name
+from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, read_config
+from explorer.classifier import DEFAULT_PATH, load_classifier
+from explorer.data import load_image_tensors
+from explorer.likelihood import elbo
+from explorer.metrics import (
     balanced_indices,
     class_accuracy,
     classifier_features,
@@ -65,9 +66,10 @@ from explorer.metrics import (  # noqa: E402
     frechet_distance,
     generate_samples,
 )
-from explorer.nets import count_parameters  # noqa: E402
-from explorer.training import pick_device  # noqa: E402
+from explorer.nets import count_parameters
+from explorer.training import pick_device
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FULL_N, QUICK_N = 2000, 20
 REFERENCE = {"method": "ddim", "steps": 50, "eta": 0.0}  # the guidance sweep's sampler and the cFID target's
@@ -298,7 +300,7 @@ def report(args, command, device, classifier, n, floors, reports, skipped) -> st
               "Runs with different `--only` lists add up (quality.json keeps each row under its checkpoint hash and "
               "settings), so this report may hold rows of earlier runs. These commands measure exactly the rows "
               "above, one per checkpoint (with quality.json deleted: from scratch):", "", "```",
-              *(" ".join(["python bench/quality.py", *settings_flags(args), "--checkpoints", shown(r["path"]),
+              *(" ".join(["python -m bench.quality", *settings_flags(args), "--checkpoints", shown(r["path"]),
                           "--only", ",".join(sorted(r["labels"]))]) for r in reports if r["labels"]), "```", ""]
     if skipped:
         lines += ["## Skipped files", "", *(f"- {why}" for why in skipped), ""]

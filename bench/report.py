@@ -2,8 +2,7 @@
 command), how it is published (printed, and written to bench/results/ on request), and the OpenMP wait policies
 that speed.py and reverse_view.py compare by running themselves in fresh processes (run_under).
 
-It imports torch: a benchmark that measures under the app's settings imports explorer.app.runtime first (it sets
-the threads and the OpenMP policy before torch loads).
+It imports torch: a benchmark calls explorer.threads.configure_threads before importing it.
 """
 from __future__ import annotations
 
@@ -17,23 +16,27 @@ from pathlib import Path
 
 import torch
 
+from explorer.training import pick_device
+
+ROOT = Path(__file__).resolve().parents[1]
+
 # OpenMP wait policies to compare, as environments for fresh processes. libgomp (torch's OpenMP on Linux) spins
 # GOMP_SPINCOUNT times before sleeping: 0 when PASSIVE, 300000 by default (no OMP_WAIT_POLICY), "forever" when
 # ACTIVE. GOMP_SPINCOUNT overrides the policy, so the default's entry sets it: a child importing
 # explorer.app.runtime would otherwise be PASSIVE.
 SHORT_SPIN = "spin 3000 times, then sleep (a short spin)"  # a candidate middle ground between the first two
-WAIT_POLICIES = {"PASSIVE (the app's and train.py's)": {"OMP_WAIT_POLICY": "PASSIVE"},
+WAIT_POLICIES = {"PASSIVE (the app's)": {"OMP_WAIT_POLICY": "PASSIVE"},
                  "spin 300000 times, then sleep (libgomp's default)": {"GOMP_SPINCOUNT": "300000"},
                  "ACTIVE (spin)": {"OMP_WAIT_POLICY": "ACTIVE"},
                  SHORT_SPIN: {"GOMP_SPINCOUNT": "3000"}}
 
 
-def run_under(policy: dict[str, str], script: str, *args: str):
-    """Run `python script args` in a fresh process whose OpenMP wait settings are `policy` (one of WAIT_POLICIES,
-    replacing this process's) and return the JSON its last line of output prints."""
+def run_under(policy: dict[str, str], module: str, *args: str):
+    """Run `python -m module args` from the repository root in a fresh process whose OpenMP wait settings are
+    `policy` (one of WAIT_POLICIES, replacing this process's) and return the JSON its last line of output prints."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True,
-                         env={**env, **policy})
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=True,
+                         env={**env, **policy}, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -52,27 +55,32 @@ def conditions(script: str, argv: list[str], load_before: float, extra: str = ""
     import gradio
     import numpy
 
-    from explorer.app import runtime
-
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return [
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- machine: {cpu_name()}, {os.cpu_count()} CPUs visible, {affinity} in the affinity mask; load average "
         f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run (1 min; other processes share the "
         "CPUs when it is above 0)",
-        f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.app.runtime, "
+        f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.threads, "
         f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
         f"{', GOMP_SPINCOUNT=' + os.environ['GOMP_SPINCOUNT'] if 'GOMP_SPINCOUNT' in os.environ else ''}, "
-        f"device: {runtime.DEVICE.type}; numpy {numpy.__version__}, gradio {gradio.__version__}, "
+        f"device: {pick_device().type}; numpy {numpy.__version__}, gradio {gradio.__version__}, "
         f"Python {platform.python_version()}{extra}",
-        f"- command: `{' '.join(['python', script, *argv])}`",
+        f"- command: `{' '.join(['python', '-m', script.removesuffix('.py').replace('/', '.'), *argv])}`",
     ]
 
 
+# Benchmarks write numbers; what they mean is written by a person above this line, and a rerun keeps it.
+MARKER = "<!-- Written by hand above this line; everything below is the benchmark's output, replaced on each run. -->"
+
+
 def publish(report: str, path: Path | None) -> str:
-    """Print the report and, when `path` is given, write it there (folders created); returns the report."""
+    """Print the report and, when `path` is given, write it there below MARKER, keeping the hand-written text
+    above the marker of an existing file (folders created); returns the report."""
     sys.stdout.write(report + "\n")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report + "\n")
+        old = path.read_text() if path.is_file() else ""
+        head = old.split(MARKER)[0] if MARKER in old else ""
+        path.write_text(f"{head}{MARKER}\n\n{report}\n")
     return report

@@ -1,7 +1,7 @@
 """Speed of the reverse view: the first frame after Generate, and a DDIM-50 run of 16 images against the time
 the network itself takes.
 
-    python bench/reverse_view.py [--rounds 3] [--first-frames 10] [--browser] [--policies] [--write]
+    python -m bench.reverse_view [--rounds 3] [--first-frames 10] [--browser] [--policies] [--write]
 
 The app is launched in this process exactly as app.py launches it (explorer.app.launch) and driven through
 its /generate endpoint with gradio_client (queue, server-sent events, PNG files written per frame; the client
@@ -36,21 +36,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from explorer.threads import configure_threads
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+
+configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
+from explorer.app import runtime
 
-from bench.report import WAIT_POLICIES, conditions, publish, run_under  # noqa: E402
+from bench.report import WAIT_POLICIES, conditions, publish, run_under
 
-import gradio as gr  # noqa: E402
-import torch  # noqa: E402
-from gradio_client import Client  # noqa: E402
+import gradio as gr
+import torch
+from gradio_client import Client
 
-from explorer.app import demo, launch  # noqa: E402
-from explorer.app import reverse as rv  # noqa: E402
-from explorer.samplers import timesteps  # noqa: E402
+from explorer.app import demo, launch
+from explorer.app import reverse as rv
+from explorer.samplers import timesteps
 
 RESULT = ROOT / "bench" / "results" / "reverse_view.md"
 STEPS, IMAGES = 50, 16
@@ -225,7 +228,7 @@ def policies_compared(rounds_n: int, quick: bool) -> list[str]:
     per_policy = {name: [] for name in list(WAIT_POLICIES)[:2]}
     for _ in range(rounds_n):
         for name, rows in per_policy.items():
-            rows.extend(run_under(WAIT_POLICIES[name], __file__, "--json", "--rounds", "1", "--first-frames", "0",
+            rows.extend(run_under(WAIT_POLICIES[name], "bench.reverse_view", "--json", "--rounds", "1", "--first-frames", "0",
                                   *["--quick"] * quick))
     table = ["| OpenMP waiting | pure compute | handler wall | served wall | served / pure | first frame (client) |",
              "|---|---|---|---|---|---|"]

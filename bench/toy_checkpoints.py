@@ -1,6 +1,6 @@
 """How well the bundled 2D-toy checkpoints fit their data: distances of their samples to fresh data.
 
-    python bench/toy_checkpoints.py [--n 2000] [--seeds 3] [--write]
+    python -m bench.toy_checkpoints [--n 2000] [--seeds 3] [--write]
 
 For every pretrained/toy_<dataset>_<objective>.safetensors (trained by scripts/train_toys.sh): n samples with
 each sampler of SAMPLERS (x0_hat clipped to [-3, 3], as the toy lab samples), their energy distance and sliced
@@ -18,17 +18,20 @@ import sys
 import time
 from pathlib import Path
 
+from explorer.threads import configure_threads
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from explorer.app import runtime, toy  # noqa: E402  (runtime first: the app's thread settings)
+configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 
-import torch  # noqa: E402
+from explorer.app import toy
 
-from explorer.checkpoint import load_model  # noqa: E402
-from explorer.data import TOY_DATASETS  # noqa: E402
-from explorer.parameterization import OBJECTIVES  # noqa: E402
-from explorer.samplers import run, sample  # noqa: E402
+import torch
+
+from explorer.checkpoint import load_model
+from explorer.data import TOY_DATASETS
+from explorer.parameterization import OBJECTIVES
+from explorer.samplers import run, sample
 
 SAMPLERS = {"DDIM 50": {"method": "ddim", "steps": 50}, "DDPM 200": {"method": "ddpm", "steps": 200}}
 RESULT = ROOT / "pretrained" / "README.md"
@@ -73,8 +76,8 @@ def main() -> None:
             rows.append(f"| `{path.name}` | {step} | "
                         + " | ".join(f"{e:.4f} / {s:.3f}" for e, s in result.values()) + " |")
     table = "\n".join(rows)
-    note = (f"Measured {datetime.date.today().isoformat()} on {platform.machine()} ({runtime.THREADS} torch "
-            f"threads), torch {torch.__version__}: `python bench/toy_checkpoints.py --n {args.n} --seeds "
+    note = (f"Measured {datetime.date.today().isoformat()} on {platform.machine()} ({torch.get_num_threads()} torch "
+            f"threads), torch {torch.__version__}: `python -m bench.toy_checkpoints --n {args.n} --seeds "
             f"{args.seeds}` ({time.perf_counter() - start:.0f} s). {args.n} samples against {args.n} fresh data "
             f"points, means over {args.seeds} sampling seeds; floor: mean over {toy.FLOOR_DRAWS} pairs of fresh "
             "draws (mean |energy distance|, which is unbiased and scatters around 0 for two draws of the data).")

@@ -1,8 +1,8 @@
 """Speed of the 2D toy lab: a 2000-particle DDIM-50 stream, and live training until two moons fit.
 
-    python bench/toy_lab.py [--rounds 3] [--train-steps 1500] [--write]
+    python -m bench.toy_lab [--rounds 3] [--train-steps 1500] [--write]
 
-Threads are set as the app sets them (explorer.app.runtime: CPU_CORES, else the CPU quota or affinity).
+Threads are set as app.py sets them (explorer.threads.configure_threads: CPU_CORES, else the CPU quota or affinity).
 
 1. Generate (explorer.app.toy.generate, the lab's defaults: two moons, the bundled v model, DDIM, eta 0, 50 steps,
    x0_hat clipped, score field, 2000 particles; 26 frames): the first run (model load, contours, the data-vs-data
@@ -28,18 +28,20 @@ import sys
 import time
 from pathlib import Path
 
+from explorer.threads import configure_threads
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from explorer.app import runtime  # noqa: E402, F401  (first: the app's thread settings, before torch loads)
+configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 
-from bench.report import conditions, publish  # noqa: E402
 
-import gradio as gr  # noqa: E402
-import torch  # noqa: E402
+from bench.report import conditions, publish
 
-from explorer.app import toy  # noqa: E402
-from explorer.samplers import run, sample  # noqa: E402
+import gradio as gr
+import torch
+
+from explorer.app import toy
+from explorer.samplers import run, sample
 
 RESULT = ROOT / "bench" / "results" / "toy_lab.md"
 GOOD_ENERGY = 0.003

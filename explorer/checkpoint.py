@@ -29,6 +29,8 @@ from explorer.schedules import NoiseSchedule, make_schedule
 FORMAT = "diffusion-explorer"
 FORMAT_VERSION = "1"
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+# The bundled model the app opens on and the benchmarks measure (pretrained/README.md says why this one)
+DEFAULT_CHECKPOINT = PRETRAINED_DIR / "fashion_v_cosine_lean.safetensors"
 
 
 class CheckpointError(ValueError):

@@ -202,11 +202,13 @@ class Trainer:
         self.noise_gen = torch.Generator(self.device).manual_seed(config.seed + 1)  # t and eps of the loss
         self.step, self.elapsed = 0, 0.0
         self.images_seen = 0
-        self.channels_last = self.net_kind == "unet" and self.device.type == "cpu"
+        self.precision = resolve_precision(config.precision, self.device)
+        # channels_last suits oneDNN's fp32 convolutions on a CPU; under bf16 autocast it is no faster compiled and
+        # far slower eager (bench/results/speed.md), so bf16 keeps the contiguous layout
+        self.channels_last = self.net_kind == "unet" and self.device.type == "cpu" and self.precision == "fp32"
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.forward = self._maybe_compile()
-        self.precision = resolve_precision(config.precision, self.device)
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else None
         self.t_probs = (None if config.t_sampling == "uniform"
                         else t_probabilities(self.schedule, config.t_sampling).to(self.device, torch.float32))

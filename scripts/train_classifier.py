@@ -1,6 +1,6 @@
 """Train the reference classifier of the quality metrics on the Fashion-MNIST training set.
 
-    OMP_NUM_THREADS=1 python scripts/train_classifier.py [--epochs 5] [--out pretrained/fashion_classifier.safetensors]
+    OMP_NUM_THREADS=1 python -m scripts.train_classifier [--epochs 5] [--out pretrained/fashion_classifier.safetensors]
 
 The network is explorer.classifier.Classifier with its default config. AdamW with a one-cycle learning rate,
 random horizontal flips (Fashion-MNIST's classes are left-right symmetric), label smoothing 0.1. The test set is
@@ -13,18 +13,18 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
+
+from explorer.threads import configure_threads
+
+configure_threads("spin")  # before torch loads: a lone training process gains from spinning waits
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from explorer.classifier import DEFAULT_PATH, Classifier, ClassifierConfig, save_classifier  # noqa: E402
-from explorer.data import load_image_tensors  # noqa: E402
-from explorer.training import pick_device  # noqa: E402
+from explorer.classifier import DEFAULT_PATH, Classifier, ClassifierConfig, save_classifier
+from explorer.data import load_image_tensors
+from explorer.training import pick_device
 
 
 @torch.no_grad()
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--data-root", default=None, help="data folder (default: $EXPLORER_DATA or ~/.cache/...)")
-    parser.add_argument("--out", default=str(DEFAULT_PATH.relative_to(ROOT)))
+    parser.add_argument("--out", default=str(DEFAULT_PATH.relative_to(DEFAULT_PATH.parents[1])))
     args = parser.parse_args()
 
     device = pick_device(args.device)
