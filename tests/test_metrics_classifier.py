@@ -21,21 +21,48 @@ from explorer.classifier import (
     load_classifier,
     save_classifier,
 )
-from explorer.data import DEBIAN_FASHION_MNIST_DIR, DataUnavailableError, load_image_tensors
+from explorer.data import DEBIAN_FASHION_MNIST_DIR, DataUnavailableError, load_image_tensors, sample_toy_class
 from explorer.metrics import (
     balanced_indices,
     cfid,
     class_accuracy,
     classifier_features,
+    energy_distance,
     feature_stats,
     frechet_distance,
     generate_samples,
+    sliced_wasserstein,
+    toy_distances,
+    toy_floor,
 )
 from explorer.training import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+# ------------------------------------------------------------------------------ toy distances and their floor
+
+
+def test_toy_floor_is_what_two_draws_of_the_data_give():
+    """toy_floor averages |energy| and sliced W2 over pairs of fresh draws; fresh data scores at about that floor
+    with toy_distances, another toy far above it, and the same points always score the same."""
+    energy, sliced = toy_floor("two-moons", 500, pairs=2, seed=7)
+    pairs = [(sample_toy_class("two-moons", 500, None, 7 + k), sample_toy_class("two-moons", 500, None, 8 + k))
+             for k in (1, 3)]
+    assert energy == pytest.approx(sum(abs(energy_distance(a, b)) for a, b in pairs) / 2, rel=1e-12)
+    assert sliced == pytest.approx(sum(sliced_wasserstein(a, b, 256, torch.Generator().manual_seed(0))
+                                       for a, b in pairs) / 2, rel=1e-12)
+    assert 0 < energy < 0.01 and 0 < sliced < 0.15
+    data = sample_toy_class("two-moons", 500, None, 123)
+    same = toy_distances("two-moons", data)
+    assert same == toy_distances("two-moons", data) and abs(same[0]) < 4 * energy and same[1] < 3 * sliced
+    other = toy_distances("two-moons", sample_toy_class("checkerboard", 500, None, 123))
+    assert other[0] > 20 * energy and other[1] > 2 * sliced
+    upper = sample_toy_class("two-moons", 500, 0, 123)  # one moon against both, then against its own class
+    assert toy_distances("two-moons", upper)[0] > 20 * energy
+    assert abs(toy_distances("two-moons", upper, label=0)[0]) < 4 * toy_floor("two-moons", 500, label=0, pairs=2)[0]
 
 
 # ------------------------------------------------------------------------------------- Frechet distance oracles
@@ -237,9 +264,18 @@ def test_quality_benchmark_quick(tiny_checkpoint, tmp_path, monkeypatch):
     for row in ("| ddpm-50-beta_tilde | 50 |", "| ddim-10-eta0 | 10 |", "| dpm-solver++-10 | 10 |", "| 3 |",
                 "bits/dim"):
         assert row in text
-    # the four targets, each with pass or MISS; the cFID one names the best DDIM-10 row over eta
-    assert text.count("| fashion_tiny |") == 3 and "| ddim-10, best eta: cFID / floor (best checkpoint) | " \
-        "fashion_tiny (ddim-10-eta0) |" in text
+    # the real test images head every sampler table; the targets are numbers (DDIM-50 is not run in quick mode)
+    real = float(re.search(r"Real test images: class accuracy ([\d.]+)", text).group(1))
+    assert re.search(rf"^\| real test images \(the reference: train vs test images\) \| - \| 20 \| [\d.]+ \| 1.00 "
+                     rf"\| {real:.3f} \| - \|$", text, re.M)
+    dpm = re.search(r"^\| dpm-solver\+\+-10 \| 10 \| 20 \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \|", text, re.M)
+    ratio, accuracy = float(dpm.group(1)), float(dpm.group(2))
+    assert f"| dpm-solver++-10: cFID / floor | fashion_tiny | {ratio:.2f} | <= 2.0 | {'yes' if ratio <= 2 else 'no'} |" \
+        in text
+    gap = 100 * (accuracy - real)
+    assert re.search(rf"\| dpm-solver\+\+-10: class accuracy - real test images' \(points\) \| fashion_tiny \| "
+                     rf"{gap:+.1f} \| within \+-3.0 \| (yes|no) \|", text)
+    assert "| ddim-50-eta1: cFID / floor | fashion_tiny | n/a | <= 1.5 | not measured |" in text
     assert "not a diffusion-explorer checkpoint" in text  # the classifier file, skipped
     rows = (tmp_path / "elbo_fashion_tiny.csv").read_text().splitlines()
     assert rows[0] == "t,span,term_bpd" and len(rows) == 1 + 1 + 5  # L_0 and one t per span of 10
@@ -273,8 +309,6 @@ def test_quality_benchmark_fewer_samples_for_full_t_ddpm(tiny_checkpoint, tmp_pa
     assert "| ddpm-50-beta_tilde | 50 | 10 |" in text and "| dpm-solver++-10@N=10 | 10 | 10 |" in text
     assert "| dpm-solver++-10 | 10 | 20 |" in text and "| ddim-10-eta0 | 10 | 20 |" in text
     assert "| ddim-10-eta0@N=10 | 10 | 10 |" in text  # the reference sampler beside DDPM at DDPM's N
-    assert re.search(r"at N = 10, where DDPM was measured: full-T DDPM [\d.]+x that N's floor, ddim-10-eta0 [\d.]+x",
-                     text)  # the tiny model misses the cFID target; the hint says whether DDPM does better
     cached = json.loads((tmp_path / "quality.json").read_text())
     assert sum("|n=10|" in key for key in cached) == 3 + 1  # DDPM, DPM-Solver++-10, DDIM-10 and the floor
 
@@ -285,7 +319,6 @@ def test_quality_benchmark_only_adds_up(tiny_checkpoint, tmp_path, monkeypatch):
     argv = ["--quick", "--checkpoints", str(tiny_checkpoint), "--out-dir", str(tmp_path), "--only"]
     first = bench.main([*argv, "dpm-solver++-10"]).read_text()
     assert "| dpm-solver++-10 | 10 |" in first and "| ddim-10-eta0 |" not in first
-    assert "not measured (its configs were not run)" in first  # DDIM-10, DDPM and the accuracies were left out
     measured = []
     real = bench.measure_sampler
     monkeypatch.setattr(bench, "measure_sampler", lambda model, c, options, *a: measured.append(options) or real(
@@ -303,10 +336,10 @@ def test_quality_report_says_how_to_reproduce_rows_of_several_runs(tiny_checkpoi
     bench.main([*argv, "--only", "dpm-solver++-10"])
     text = bench.main([*argv, "--only", "ddim-10-eta0-g3"]).read_text()
     commands = [line for line in text.split("## Reproducing every row")[1].splitlines()
-                if line.startswith("python bench/quality.py")]
+                if line.startswith("python -m bench.quality")]
     assert len(commands) == 1 and commands[0].endswith("--only ddim-10-eta0-g3,dpm-solver++-10")
     assert "--n 20 --ddpm-n 10" in commands[0]
-    again = bench.main([*shlex.split(commands[0])[2:], "--out-dir", str(tmp_path / "b")]).read_text()
+    again = bench.main([*shlex.split(commands[0])[3:], "--out-dir", str(tmp_path / "b")]).read_text()
 
     def rows(report):  # the table rows without their last column (seconds)
         return [line.rsplit("|", 2)[0] for line in report.split("## Targets")[1].splitlines() if line.startswith("| ")]
@@ -314,16 +347,14 @@ def test_quality_report_says_how_to_reproduce_rows_of_several_runs(tiny_checkpoi
     assert rows(again) == rows(text) and len(rows(text)) > 6
 
 
-def test_quality_cfid_target_takes_the_best_eta_and_compares_ddpm_at_its_own_n():
+def test_quality_targets_are_issue_15s():
     bench = load_bench()
-    row = lambda cfid, acc=0.9: {"cfid": cfid, "accuracy": acc}  # noqa: E731
-    report = {"name": "m", "reference": "ddim-50-eta0",
-              "rows": {"ddim-50-eta0": row(3.0), "ddim-50-eta1": row(1.8), "ddim-50-eta1-g3": row(0.5),
-                       "ddim-50-eta0@N=100": row(6.0), "ddpm-1000-beta": row(5.5), "ddpm-1000-beta_tilde": row(5.0),
-                       "dpm-solver++-10@N=100": row(6.5), "ddim-50-eta0-g3": row(4.0, 0.995)}}
-    rows = bench.target_rows([report], {500: 1.0, 100: 5.0}, 500, 100)
-    assert rows[0][:4] == ["ddim-50, best eta: cFID / floor (best checkpoint)", "m (ddim-50-eta1)", "1.80", "<= 1.5"]
-    assert "full-T DDPM 1.00x that N's floor, ddim-50-eta0 1.20x" in rows[0][4]
-    assert rows[1][2] == "1.30" and rows[1][4].startswith("MISS by 0.05")  # DPM-10 / best DDPM at N = 100
-    assert [r[4] for r in rows[2:]] == ["MISS by 5.0 points; to close: a higher guidance scale (see the sweep) or "
-                                        "longer training", "pass"]
+    row = lambda cfid, acc: {"cfid": cfid, "accuracy": acc}  # noqa: E731
+    report = {"name": "m", "rows": {"ddim-50-eta1": row(1.4, 0.915), "dpm-solver++-10": row(2.2, 0.95)}}
+    rows = bench.target_rows([report], {500: 1.0}, 0.926, 500)
+    assert rows == [["ddim-50-eta1: cFID / floor", "m", "1.40", "<= 1.5", "yes"],
+                    ["ddim-50-eta1: class accuracy - real test images' (points)", "m", "-1.1", "within +-1.5", "yes"],
+                    ["dpm-solver++-10: cFID / floor", "m", "2.20", "<= 2.0", "no"],
+                    ["dpm-solver++-10: class accuracy - real test images' (points)", "m", "+2.4", "within +-3.0", "yes"]]
+    assert bench.target_rows([{"name": "m", "rows": {}}], {500: 1.0}, 0.926, 500)[0][2:] == ["n/a", "<= 1.5",
+                                                                                          "not measured"]
