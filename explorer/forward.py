@@ -4,6 +4,8 @@
   reparameterization x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (seed 001, eq. 1; seed 000).
 - `q_chain`: the Markov chain it summarises, x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) eps_t
   (seed 001, section 2); the two agree in distribution because independent Gaussians merge (seed 002).
+  `q_chain_walk` is the same chain as a generator that yields every x_s and can resume from any (s, x_s) with
+  the generator state saved there; q_chain drains it.
 - `q_posterior`: q(x_{t-1} | x_t, x_0) = N(mu_t(x_t, x_0), beta_tilde_t I) (seed 001, eq. 4).
 - `q_marginal_mixture`, `mixture_log_prob_grid`: the exact marginal q(x_t) of Gaussian-mixture data (the 2D toys'
   `explorer.data.toy_mixture`) and its log-density, for contours of the flow of distributions (seed 003).
@@ -12,7 +14,9 @@ t is an int or an integer tensor of shape (B,) in 0..T (0 returns x_0 itself).
 """
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -37,21 +41,36 @@ def q_step(schedule: NoiseSchedule, x_prev: torch.Tensor, t, noise: torch.Tensor
     return at(schedule.alphas.sqrt(), t, x_prev) * x_prev + at(schedule.betas.sqrt(), t, x_prev) * noise
 
 
+def q_chain_walk(schedule: NoiseSchedule, x: torch.Tensor, start: int = 0, generator: torch.Generator | None = None,
+                 noises: Iterable[torch.Tensor] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """The Markov chain continued from x = x_start: yields (s, x_s) for s = start + 1, ..., T (or until `noises`
+    runs out), x_s = sqrt(alpha_s) x_{s-1} + sqrt(beta_s) eps_s (seed 001, section 2.1).
+
+    eps_s is the next of `noises`, else one fresh N(0, I) draw per step from `generator`, made just before x_s,
+    so after x_s is yielded the generator holds the state that continues the same chain: saving (s, x_s,
+    generator.get_state()) and walking again from there with a generator set to that state gives the same draws.
+    """
+    _check_t(schedule, start)
+    if noises is None:
+        noises = (torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) for _ in itertools.count())
+    for s, eps in zip(range(start + 1, schedule.T + 1), noises):  # zip stops at T before asking for another draw
+        x = q_step(schedule, x, s, eps)
+        yield s, x
+
+
 def q_chain(schedule: NoiseSchedule, x0: torch.Tensor, t: int, generator: torch.Generator | None = None,
             noises: torch.Tensor | None = None) -> torch.Tensor:
-    """Iterate the Markov chain from x_0 up to x_t, one fresh eps_s ~ N(0, I) per step s = 1..t.
+    """Iterate the Markov chain from x_0 up to x_t (q_chain_walk), one fresh eps_s ~ N(0, I) per step s = 1..t.
 
-    `noises` (shape (t, *x0.shape)) fixes the per-step draws; otherwise they come from `generator`.
+    `noises` (shape (t, *x0.shape)) fixes the per-step draws; otherwise they come from `generator`, one per step.
     The result has the law of `q_sample(schedule, x0, t, eps)` but is a different draw.
     """
     _check_t(schedule, t)
-    if noises is None:
-        noises = torch.randn((int(t), *x0.shape), generator=generator, dtype=x0.dtype, device=x0.device)
-    elif noises.shape != (int(t), *x0.shape):
+    if noises is not None and noises.shape != (int(t), *x0.shape):
         raise ValueError(f"noises must have shape {(int(t), *x0.shape)}, got {tuple(noises.shape)}")
     x = x0
-    for s in range(1, int(t) + 1):
-        x = q_step(schedule, x, s, noises[s - 1])
+    for _, x in itertools.islice(q_chain_walk(schedule, x0, 0, generator, noises), int(t)):
+        pass
     return x
 
 

@@ -12,8 +12,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from explorer.app import forward as fv
+from explorer.app import forward_logic as fl
 
-pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # as explorer.app.runtime sets
+pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # as explorer.app.uploads sets
 
 ENDPOINTS = {"/forward", "/upload", "/drop_upload", "/set_T", "/step_back", "/step_forward", "/toggle_play", "/tick"}
 CONTROLS = ["image", "upload", "size", "colour", "schedule", "T", "seed", "t", "log_y"]
@@ -41,8 +42,8 @@ def test_the_named_endpoints_and_their_parameters(client):
 def test_forward_returns_what_the_handler_computes(client):
     args = ("sneaker", None, 64, "grey", "linear", 200, 4, 120, True)
     out = client.predict(*args, api_name="/forward")
-    expected = fv.forward(*args)
-    assert len(out) == len(fv.OUTPUTS)
+    expected = fv.forward(**dict(zip(CONTROLS, args)))
+    assert len(out) == len(fl.OUTPUTS)
     for got, want in zip(out[:4], expected[:4]):
         assert np.array_equal(pixels(got), want)  # PNG: lossless
     for got in out[4:7]:
@@ -73,7 +74,7 @@ def test_steps_and_T(client):
 def test_good_uploads(client, uploads, name, size, colour, shape):
     image, *out = client.predict(handle_file(str(uploads[name])), size, colour, "cosine", 1000, 0, 10, False,
                                  api_name="/upload")
-    assert image["value"] == fv.UPLOAD and fv.UPLOAD in [c[0] for c in image["choices"]]
+    assert image["value"] == fl.UPLOAD and fl.UPLOAD in [c[0] for c in image["choices"]]
     assert pixels(out[0]).shape == shape
 
 

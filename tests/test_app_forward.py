@@ -11,19 +11,34 @@ import pytest
 import torch
 
 from explorer.app import forward as fv
-from explorer.app import plots, runtime
-from explorer.app.messages import for_visitor
-from explorer.app.runtime import UserInputError, load_upload
+from explorer.app import forward_logic as fl
+from explorer.app import plots
+from explorer.app.options import UserInputError
+from explorer.app.uploads import load_upload
 from explorer.forward import q_chain, q_sample
 from explorer.schedules import make_schedule
 from explorer.spectrum import crossover_frequency, radial_power_spectrum
 
-GALLERY = dict(fv.DEFAULTS, image="sneaker")
-OUT = {name: i for i, name in enumerate(fv.OUTPUTS)}
+GALLERY = dict(fl.DEFAULTS, image="sneaker")
+OUT = {name: i for i, name in enumerate(fl.OUTPUTS)}
 
 
 def controls(**kw):
     return {**GALLERY, **kw}
+
+
+def settings(**kw) -> fl.ForwardSettings:
+    return fl.ForwardSettings.parse(controls(**kw))
+
+
+def scene(**kw) -> fl.Scene:
+    """The cached Scene of the gallery controls changed by kw."""
+    return fl.scene(settings(**{"t": 0, **kw}))
+
+
+def shown(**kw) -> tuple:
+    """What the view shows for the gallery controls changed by kw (ValueError for bad ones)."""
+    return fl.show(settings(**kw))
 
 
 def chain_draws(seed: int, t: int, shape) -> torch.Tensor:
@@ -33,32 +48,32 @@ def chain_draws(seed: int, t: int, shape) -> torch.Tensor:
 
 
 def normal_tv(density: np.ndarray) -> float:
-    """Total variation distance between a histogram over fv.HIST_EDGES and N(0, 1)."""
-    cdf = np.array([0.5 * (1 + math.erf(e / math.sqrt(2))) for e in fv.HIST_EDGES])
+    """Total variation distance between a histogram over fl.HIST_EDGES and N(0, 1)."""
+    cdf = np.array([0.5 * (1 + math.erf(e / math.sqrt(2))) for e in fl.HIST_EDGES])
     p_ref = np.diff(cdf)
-    p_hist = density * np.diff(fv.HIST_EDGES)
+    p_hist = density * np.diff(fl.HIST_EDGES)
     outside = (1 - p_hist.sum()) + (1 - p_ref.sum())
     return 0.5 * (np.abs(p_hist - p_ref).sum() + outside)
 
 
 def test_outputs_have_the_right_shapes(uploads):
-    out = fv.forward(**controls(t=123))
-    assert len(out) == len(fv.OUTPUTS)
+    out = shown(t=123)
+    assert len(out) == len(fl.OUTPUTS)
     for picture in out[:4]:
         assert picture.dtype == np.uint8 and picture.shape == (224, 224)  # 28 x 28 enlarged 8 times
     assert all(isinstance(fig, go.Figure) for fig in out[4:7])
     assert all(isinstance(text, str) and text for text in out[7:])
-    colour = fv.forward(**controls(image=fv.UPLOAD, upload=str(uploads["photo"]), size=128, colour="colour"))
+    colour = shown(image=fl.UPLOAD, upload=str(uploads["photo"]), size=128, colour="colour")
     assert all(p.shape == (128, 128, 3) for p in colour[:4])
-    grey = fv.forward(**controls(image=fv.UPLOAD, upload=str(uploads["photo"]), size=64, colour="grey"))
+    grey = shown(image=fl.UPLOAD, upload=str(uploads["photo"]), size=64, colour="grey")
     assert all(p.shape == (192, 192) for p in grey[:4])
 
 
 @pytest.mark.parametrize("schedule,T,t", [("cosine", 1000, 400), ("linear", 200, 77), ("linear", 50, 50)])
 def test_values_match_the_explorer_functions(schedule, T, t):
     seed = 3
-    sc = fv.scene(GALLERY["image"], None, 64, "grey", schedule, T, seed)
-    f = fv.frame(sc, t)
+    sc = scene(schedule=schedule, T=T, seed=seed)
+    f = fl.snapshot(sc, t)
     s = make_schedule(schedule, T)
     x0 = sc.picture.x0
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
@@ -71,12 +86,12 @@ def test_values_match_the_explorer_functions(schedule, T, t):
     assert f.floor == pytest.approx(1 - float(s.alpha_bars[t]))
     assert np.allclose(f.signal, (s.alpha_bars[t] * p0).numpy(), rtol=1e-5)
 
-    out = fv.render(sc, f)
+    out = fl.render(sc, f)
     ab = float(s.alpha_bars[t])
-    assert rf"\prod_{{s=1}}^{{t}} (1-\beta_s) = {fv.num(ab)}$" in out[OUT["text_curves"]]
+    assert rf"\prod_{{s=1}}^{{t}} (1-\beta_s) = {fl.num(ab)}$" in out[OUT["text_curves"]]
     assert ab < 1e-3 or f"= {ab:.4f}$" in out[OUT["text_curves"]]  # e.g. "= 0.3702$"
-    assert rf"\sqrt{{\bar\alpha_t}} = {fv.num(float(s.sqrt_alpha_bars[t]))}$" in out[OUT["text_images"]]
-    assert f"floor $1-\\bar\\alpha_t = {fv.num(f.floor)}$" in out[OUT["text_spectrum"]]
+    assert rf"\sqrt{{\bar\alpha_t}} = {fl.num(float(s.sqrt_alpha_bars[t]))}$" in out[OUT["text_images"]]
+    assert f"floor $1-\\bar\\alpha_t = {fl.num(f.floor)}$" in out[OUT["text_spectrum"]]
     assert f"std $= {f.x_t.std():.4f}$" in out[OUT["text_histogram"]]
     markers = out[OUT["curves"]].data[-1]
     assert list(markers.x) == [t] * 4
@@ -86,7 +101,7 @@ def test_values_match_the_explorer_functions(schedule, T, t):
 def test_chain_checkpoints_give_the_same_draws_in_any_order(uploads):
     """A 3x64x64 chain keeps checkpoints every few steps and its last position; asking in any order (forward
     by a little, back, far) must not change a draw."""
-    sc = fv.scene(fv.UPLOAD, str(uploads["photo"]), 64, "colour", "cosine", 1000, 11)
+    sc = scene(image=fl.UPLOAD, upload=str(uploads["photo"]), size=64, colour="colour", seed=11)
     assert sc.chain.every > 1
     x0, s = sc.picture.x0, sc.schedule
     for t in (613, 614, 620, 2, 999, 613, 140, 141, 0, 1000, 1000):
@@ -95,24 +110,25 @@ def test_chain_checkpoints_give_the_same_draws_in_any_order(uploads):
 
 
 def test_t0_is_the_image_and_t1_agrees_with_the_chain():
-    sc = fv.scene(GALLERY["image"], None, 64, "grey", "linear", 1000, 5)
-    f0 = fv.frame(sc, 0)
+    sc = scene(schedule="linear", T=1000, seed=5)
+    f0 = fl.snapshot(sc, 0)
     x0 = sc.picture.x0.numpy()
     assert np.array_equal(f0.x_t, x0) and np.array_equal(f0.x_t_chain, x0)
-    out = fv.render(sc, f0)
+    out = fl.render(sc, f0)
     assert np.array_equal(out[OUT["x_t"]], out[OUT["x0"]])
     assert np.array_equal(out[OUT["x_t_chain"]], out[OUT["x0"]])
     assert f0.crossover is None and f0.floor == 0
     assert normal_tv(f0.density) > 0.4  # a clean Fashion-MNIST image is nothing like N(0, 1)
-    f1 = fv.frame(sc, 1)
+    f1 = fl.snapshot(sc, 1)
     assert np.allclose(f1.x_t, f1.x_t_chain, atol=1e-6)  # both use eps_1: the "same seed family"
-    assert not np.allclose(fv.frame(sc, 2).x_t, fv.frame(sc, 2).x_t_chain)
+    assert not np.allclose(fl.snapshot(sc, 2).x_t, fl.snapshot(sc, 2).x_t_chain)
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_t_equal_T_is_indistinguishable_from_noise_by_the_histogram(schedule, uploads):
-    small = fv.frame(fv.scene(GALLERY["image"], None, 64, "grey", schedule, 1000, 0), 1000)  # 784 pixels
-    large = fv.frame(fv.scene(fv.UPLOAD, str(uploads["photo"]), 128, "colour", schedule, 1000, 0), 1000)  # 49152
+    small = fl.snapshot(scene(schedule=schedule, seed=0), 1000)  # 784 pixels
+    photo = settings(image=fl.UPLOAD, upload=str(uploads["photo"]), size=128, colour="colour", schedule=schedule)
+    large = fl.snapshot(fl.scene(photo), 1000)  # 49152
     assert normal_tv(small.density) < 0.15  # sampling noise alone gives about 0.09 for 784 values
     assert normal_tv(large.density) < 0.03  # and about 0.011 for 49152
     for f, side in ((small, 28), (large, 128)):
@@ -123,7 +139,7 @@ def test_t_equal_T_is_indistinguishable_from_noise_by_the_histogram(schedule, up
 
 def test_figures_are_valid_plotly_built_from_float32():
     for log_y in (False, True):
-        out = fv.forward(**controls(t=0, log_y=log_y))  # t = 0: infinite SNR must not reach the figure
+        out = shown(t=0, log_y=log_y)  # t = 0: infinite SNR must not reach the figure
         for fig in out[4:7]:
             go.Figure(fig.to_dict())  # validates every property
             for trace in fig.data:
@@ -136,8 +152,8 @@ def test_figures_are_valid_plotly_built_from_float32():
 
 
 def test_spectrum_marks_the_crossover_and_the_floor():
-    f = fv.frame(fv.scene(GALLERY["image"], None, 64, "grey", "cosine", 1000, 0), 500)
-    fig = fv.forward(**controls(t=500))[OUT["spectrum"]]
+    f = fl.snapshot(scene(schedule="cosine", T=1000, seed=0), 500)
+    fig = shown(t=500)[OUT["spectrum"]]
     assert f.crossover is not None
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     assert any(s.y0 == pytest.approx(f.floor) for s in lines)
@@ -154,36 +170,33 @@ def test_picture_enlarges_by_whole_pixels_and_clips():
 
 
 def test_set_T_keeps_the_fraction_and_rescales_the_slider():
-    c = controls(t=250)
-    slider, T_shown, *out = fv.set_T(*[c[k] for k in ("image", "upload", "size", "colour", "schedule")], 200,
-                                     c["seed"], 250, False, 1000)
+    slider, T_shown, *out = fv.set_T(1000, **controls(T=200, t=250))
     assert slider.maximum == 200 and slider.value == 50 and T_shown == 200
     assert "t = 50 of T = 200" in out[OUT["text_images"]]
 
 
 def test_play_and_step():
-    args = lambda t, T=50: (*(GALLERY[k] for k in ("image", "upload", "size", "colour", "schedule")), T,
-                            GALLERY["seed"], t, False)
-    assert fv.step_forward(*args(50))[0] == 50 and fv.step_back(*args(0))[0] == 0
-    assert fv.step_forward(*args(7))[0] == 8 and fv.step_back(*args(7))[0] == 6
-    t, playing, timer, button, *_ = fv.tick(*args(10, T=1000))
+    args = lambda t, T=50: controls(T=T, t=t)  # noqa: E731
+    assert fv.step_forward(**args(50))[0] == 50 and fv.step_back(**args(0))[0] == 0
+    assert fv.step_forward(**args(7))[0] == 8 and fv.step_back(**args(7))[0] == 6
+    t, playing, timer, button, *_ = fv.tick(**args(10, T=1000))
     assert t == 20 and playing == timer == button == gr.skip()  # play state left alone mid-run
-    t, playing, timer, button, *_ = fv.tick(*args(49))
+    t, playing, timer, button, *_ = fv.tick(**args(49))
     assert (t, playing, timer.active) == (50, False, False)
-    assert fv.tick(*args(50))[0] == 0  # play again from the start
+    assert fv.tick(**args(50))[0] == 0  # play again from the start
     playing, timer, button = fv.toggle_play(False)
     assert playing and timer.active and "Pause" in button.value
 
 
 def test_bad_controls_give_a_message():
-    with pytest.raises(UserInputError, match="t must be"):
-        fv.forward(**controls(t=51, T=50))
-    with pytest.raises(UserInputError, match="unknown schedule"):
-        fv.forward(**controls(schedule="quadratic"))
+    with pytest.raises(ValueError, match=r"t must be a whole number from 0 to 50 \(T = 50\), got 51"):
+        shown(t=51, T=50)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        shown(schedule="quadratic")
     with pytest.raises(UserInputError, match="upload an image first"):
-        fv.forward(**controls(image=fv.UPLOAD))
+        shown(image=fl.UPLOAD)
     with pytest.raises(gr.Error, match="seed"):
-        for_visitor(fv.forward)(*controls(seed=-1).values())
+        fv.forward(**controls(seed=-1))
 
 
 @pytest.mark.parametrize("name", ["photo", "cmyk", "palette", "rgba", "grey16"])
@@ -194,7 +207,7 @@ def test_uploads_in_any_mode_are_converted(uploads, name, mode, channels):
     assert -1 <= x.min() and x.max() <= 1 and x.std() > 0.05
 
 
-@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # as explorer.app.runtime sets
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # as explorer.app.uploads sets
 @pytest.mark.parametrize("name,message", [
     ("bomb", "too large|megapixels"), ("50mp", "too large|megapixels"), ("tiny", "1x1 pixels"),
     ("text", "not an image"), ("truncated", "could not be decoded"),
@@ -203,7 +216,7 @@ def test_bad_uploads_give_a_clear_message(uploads, name, message):
     with pytest.raises(UserInputError, match=message):
         load_upload(uploads[name], 64, "grey")
     with pytest.raises(gr.Error, match=message):  # what the visitor sees instead of a trace
-        fv.use_upload(str(uploads[name]), 64, "grey", "cosine", 1000, 0, 10, False)
+        fv.use_upload(**controls(upload=str(uploads[name]), t=10))
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -215,4 +228,4 @@ def test_the_pixel_limit_holds_without_the_warning_filter(uploads):
 def test_a_removed_upload_asks_for_it_again(tmp_path):
     gone = tmp_path / "gone.png"
     with pytest.raises(UserInputError, match="upload it again"):
-        fv.forward(**controls(image=fv.UPLOAD, upload=str(gone)))
+        shown(image=fl.UPLOAD, upload=str(gone))

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from explorer.app import plots
 from explorer.app import reverse as rv
-from explorer.app.runtime import UserInputError
+from explorer.app.options import UserInputError
 from explorer.checkpoint import CheckpointError, DiffusionModel
 from explorer.samplers import plan, run, sample
 from explorer.training import TrainConfig, Trainer

@@ -14,7 +14,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from explorer.app import toy
-from explorer.app.runtime import UserInputError
+from explorer.app.options import UserInputError
 from explorer.checkpoint import load_model
 from explorer.data import sample_toy, toy_mixture
 from explorer.forward import mixture_log_prob_grid, q_marginal_mixture, q_sample

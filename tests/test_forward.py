@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from explorer.data import sample_toy, toy_mixture
-from explorer.forward import mixture_log_prob_grid, q_chain, q_marginal_mixture, q_posterior, q_sample
+from explorer.forward import (mixture_log_prob_grid, q_chain, q_chain_walk, q_marginal_mixture, q_posterior,
+                              q_sample)
 from explorer.parameterization import OBJECTIVES, predictions, score_from_eps, target, v_from_eps_x0
 from explorer.schedules import at, make_schedule
 
@@ -48,6 +49,32 @@ def test_chain_with_given_noises_is_the_recursion():
     assert torch.allclose(q_chain(s, x0, 5, noises=noises), x)
     with pytest.raises(ValueError, match="noises must have shape"):
         q_chain(s, x0, 4, noises=noises)
+
+
+def test_the_chain_walk_resumes_where_it_was_left():
+    """Walking to s = 7, saving (x_7, the generator's state) and walking on from there gives the draws of one walk
+    from x_0, which are those of q_chain with eps_1, eps_2, ... drawn one per step from the same seed."""
+    s = make_schedule("cosine", 12)
+    x0 = torch.randn(2, 3)
+    whole = list(q_chain_walk(s, x0, generator=torch.Generator().manual_seed(4)))
+    assert [k for k, _ in whole] == list(range(1, 13))  # stops at T
+    g = torch.Generator().manual_seed(4)
+    for k, x in q_chain_walk(s, x0, generator=g):
+        if k == 7:
+            saved = (x, g.get_state())
+            break
+    resumed = torch.Generator()
+    resumed.set_state(saved[1])
+    rest = list(q_chain_walk(s, saved[0], start=7, generator=resumed))
+    assert [k for k, _ in rest] == list(range(8, 13))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(whole[7:], rest))
+    draws = torch.Generator().manual_seed(4)
+    noises = torch.stack([torch.randn(x0.shape, generator=draws) for _ in range(12)])
+    assert torch.equal(q_chain(s, x0, 12, noises=noises), whole[-1][1])
+    assert torch.equal(q_chain(s, x0, 5, generator=torch.Generator().manual_seed(4)), whole[4][1])
+    assert torch.equal(q_chain(s, x0, 0), x0)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 12\]"):
+        next(q_chain_walk(s, x0, start=13))
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])

@@ -2,13 +2,10 @@
 samplers' names as every view shows them."""
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 
-import gradio as gr
-
-from explorer.app.runtime import UserInputError
+from explorer.app.options import UserInputError
+from explorer.app.widgets import for_visitor  # noqa: F401  (the views import it from here until they move)
 
 METHOD_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm-solver++": "DPM-Solver++(2M)"}
 VARIANCE_NAMES = {"beta": "β", "beta_tilde": "β̃"}
@@ -21,27 +18,6 @@ def sampler_name(method: str, variance: str, eta: float) -> str:
     if method == "ddim":
         return f"DDIM, η = {eta:g}"
     return METHOD_NAMES[method]
-
-
-def for_visitor(fn):
-    """Turn a ValueError (UserInputError, CheckpointError, an out-of-range option...) raised by the handler
-    `fn` into a gr.Error with the same message; works for plain and for streaming (generator) handlers."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def stream(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except ValueError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
-        return stream
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-    return call
 
 
 def choice(name: str, value, allowed):

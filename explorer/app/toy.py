@@ -46,7 +46,7 @@ import torch
 from explorer import checkpoint as checkpoints
 from explorer.app import plots, runtime
 from explorer.app.messages import METHOD_NAMES, choice, for_visitor, number, sampler_name, whole
-from explorer.app.runtime import UserInputError
+from explorer.app.options import UserInputError
 from explorer.app.stops import Stops, until
 from explorer.checkpoint import DiffusionModel, ModelConfig, list_checkpoints, load_model, read_config, save_model
 from explorer.data import TOY_DATASETS, sample_toy, toy_info, toy_mixture
