@@ -31,6 +31,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
+from explorer import checks
+
 IMAGE_DATASETS = ("fashion-mnist", "mnist", "cifar10")
 TOY_DATASETS = ("two-moons", "swiss-roll", "8-gaussians", "checkerboard", "blobs")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -432,6 +434,9 @@ def _standardisation(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, var.sqrt()
 
 
+TOY_CLIP = 3.0  # every toy lies within about 2.3 of 0: samplers may clip x0_hat to [-TOY_CLIP, TOY_CLIP]
+
+
 def _as_generator(generator: torch.Generator | int | None) -> torch.Generator | None:
     if isinstance(generator, int) and not isinstance(generator, bool):
         return torch.Generator().manual_seed(generator)
@@ -458,6 +463,25 @@ def sample_toy(name: str, n: int, generator: torch.Generator | int | None = None
     x, y = sampler(n, _as_generator(generator))
     mean, std = _standardisation(name)
     return ((x - mean) / std).to(torch.float32), y.to(torch.int64)
+
+
+def sample_toy_class(name: str, n: int, label: int | None, generator: torch.Generator | int | None = None
+                     ) -> torch.Tensor:
+    """n points of a toy (float32 [n, 2], `sample_toy` coordinates) of class `label` only, or of all its classes
+    for None: draws of 2n points are made until n of that class have come, and the first n kept."""
+    gen = _as_generator(generator)
+    if label is None:
+        return sample_toy(name, n, generator=gen)[0]
+    classes = toy_info(name)["num_classes"]
+    if not classes:
+        raise ValueError(f"{name} has no classes, got label {label!r}")
+    label = checks.whole("label", label, 0, classes - 1, f" (the classes of {name})")
+    parts, have = [], 0
+    while have < n:
+        x, y = sample_toy(name, 2 * n, generator=gen)
+        parts.append(x[y == label])
+        have += len(parts[-1])
+    return torch.cat(parts)[:n] if parts else torch.zeros(0, 2)
 
 
 def toy_mixture(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

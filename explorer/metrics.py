@@ -2,7 +2,8 @@
 
 - Two-sample distances for the 2D toys (energy distance, sliced Wasserstein): generated points against data.
   Both are 0 for identical distributions and grow as the two clouds separate; estimated from finite samples,
-  compare a value with the data-vs-data floor (the same distance between two fresh draws of the data).
+  compare a value with the data-vs-data floor (the same distance between two fresh draws of the data):
+  `toy_distances` and `toy_floor` give both for a toy of explorer.data.
 - Reference-classifier metrics for images (explorer.classifier, trained by scripts/train_classifier.py): cFID,
   the Frechet distance between the classifier's penultimate features of two image sets, and class accuracy,
   the share of class-conditional samples the classifier labels as the class asked for; plus
@@ -13,7 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from explorer.data import sample_toy_class
 from explorer.samplers import run, sample
+
+TOY_DATA_SEED = 10_000  # fresh toy data for the distances; the floor's pairs use TOY_DATA_SEED + 1, + 2, ...
 
 
 # --------------------------------------------------------------------------- two-sample distances (2D toys)
@@ -74,6 +78,30 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 25
     iy = (middle * m).floor().long().clamp(max=m - 1)
     w2 = ((levels - lower)[:, None] * (xs[ix] - ys[iy]).square()).sum(0)  # (P,): W_2^2 per direction
     return float(w2.mean().sqrt())
+
+
+def toy_distances(name: str, x: torch.Tensor, label: int | None = None, seed: int = TOY_DATA_SEED,
+                  n_projections: int = 256) -> tuple[float, float]:
+    """(energy distance, sliced W2) of points x [N, 2] to N fresh points of the toy `name` (of class `label`, or
+    all classes for None; explorer.data.sample_toy_class) drawn from `seed`; the sliced distance's directions
+    come from seed 0, so the same x always gives the same numbers."""
+    x = x.detach().float().cpu()
+    ref = sample_toy_class(name, len(x), label, seed)
+    return energy_distance(x, ref), sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(0))
+
+
+def toy_floor(name: str, n: int, label: int | None = None, pairs: int = 3, seed: int = TOY_DATA_SEED,
+              n_projections: int = 256) -> tuple[float, float]:
+    """The data-vs-data floor of `toy_distances` for n points: the mean |energy distance| and the mean sliced W2
+    between the two draws of n fresh points in each of `pairs` pairs (seeds seed + 1 and + 2, + 3 and + 4, ...),
+    what sampling noise alone gives two samples of that size. The energy distance is unbiased, so between two
+    draws of the data it scatters around 0 and the floor is its mean absolute value."""
+    energy = sliced = 0.0
+    for i in range(pairs):
+        a, b = (sample_toy_class(name, n, label, seed + 2 * i + k) for k in (1, 2))
+        energy += abs(energy_distance(a, b))
+        sliced += sliced_wasserstein(a, b, n_projections, torch.Generator().manual_seed(0))
+    return energy / pairs, sliced / pairs
 
 
 # --------------------------------------------------------------------- reference-classifier metrics (images)

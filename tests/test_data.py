@@ -17,6 +17,7 @@ from explorer.data import (
     load_image_dataset,
     load_image_tensors,
     sample_toy,
+    sample_toy_class,
     toy_info,
     toy_mixture,
 )
@@ -63,6 +64,26 @@ def test_toy_mixture(name):
     var = weights @ (stds**2 + means**2) - mean**2
     torch.testing.assert_close(mean, torch.zeros(2, dtype=torch.float64), atol=1e-9, rtol=0)
     torch.testing.assert_close(var, torch.ones(2, dtype=torch.float64))
+
+
+def test_toy_class_sampling_keeps_one_class_in_draw_order():
+    """Class 1 of two moons: n points, all of that class, the first n of that class in the draws of 2n points
+    made one after another from the generator; None is the plain sample_toy."""
+    x = sample_toy_class("two-moons", 300, 1, generator=5)
+    gen = torch.Generator().manual_seed(5)
+    kept = []
+    while sum(map(len, kept)) < 300:
+        xs, ys = sample_toy("two-moons", 600, generator=gen)
+        kept.append(xs[ys == 1])
+    assert x.shape == (300, 2) and torch.equal(x, torch.cat(kept)[:300])
+    blob = sample_toy_class("blobs", 50, 4, generator=0)
+    centres = toy_mixture("blobs")[0].float()
+    assert (torch.cdist(blob, centres).argmin(1) == 4).all()
+    assert torch.equal(sample_toy_class("swiss-roll", 40, None, generator=2), sample_toy("swiss-roll", 40, generator=2)[0])
+    with pytest.raises(ValueError, match=r"label must be a whole number from 0 to 1 \(the classes of two-moons\), got 2"):
+        sample_toy_class("two-moons", 10, 2)
+    with pytest.raises(ValueError, match="swiss-roll has no classes"):
+        sample_toy_class("swiss-roll", 10, 0)
 
 
 def test_toy_unknown_names():
