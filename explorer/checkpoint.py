@@ -11,10 +11,9 @@ integer timestep t in 1..T; it hands the network the continuous time t / T (netw
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from explorer.checks import Config
 from explorer.nets import NETS, build_net
 from explorer.parameterization import check_objective
 from explorer.schedules import NoiseSchedule, make_schedule
@@ -37,23 +37,8 @@ class CheckpointError(ValueError):
     """A file that is not a readable diffusion-explorer checkpoint (the message says why)."""
 
 
-class JsonConfig:
-    """to_json / from_json for the config dataclasses stored in safetensors metadata; unknown keys are errors."""
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str):
-        data = json.loads(text)
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
-
-
 @dataclass
-class ModelConfig(JsonConfig):
+class ModelConfig(Config):
     """Everything needed to rebuild a model from its weights."""
 
     net: str  # a kind of explorer.nets.NETS: "unet" or "mlp"

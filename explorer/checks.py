@@ -1,10 +1,37 @@
 """Validation at the boundary, in one place: each check returns the value (converted) or raises ValueError with a
 message that names the option, the allowed values or range, and what was given. The library, the trainer and the
-app all use these, so a bad option reads the same wherever it comes from (the app shows the message as is)."""
+app all use these, so a bad option reads the same wherever it comes from (the app shows the message as is).
+`Config` is the one (de)serialisation of the config dataclasses stored in checkpoints, which validate themselves
+in __post_init__ with these checks."""
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
+from dataclasses import asdict, fields
+
+
+class Config:
+    """Mixin for config dataclasses: plain JSON-able dicts and JSON text (tuples become lists), and back; unknown
+    keys raise ValueError naming them."""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; allowed: {allowed}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
 
 
 def choice(name: str, value, allowed: Iterable):
@@ -35,8 +62,15 @@ def number(name: str, value, low: float = -math.inf, high: float = math.inf, *, 
     ok = _is_number(value) and (value > low if open_low else value >= low) and (
         value < high if open_high else value <= high)
     if not ok:
-        raise ValueError(f"{name} must be a number in {'(' if open_low else '['}{low:g}, {high:g}"
-                         f"{')' if open_high else ']'}, got {value!r}")
+        if math.isinf(low) and math.isinf(high):
+            span = ""
+        elif math.isinf(high):
+            span = f" {'>' if open_low else '>='} {low:g}"
+        elif math.isinf(low):
+            span = f" {'<' if open_high else '<='} {high:g}"
+        else:
+            span = f" in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ValueError(f"{name} must be a finite number{span}, got {value!r}")
     return float(value)
 
 

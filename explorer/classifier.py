@@ -22,7 +22,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from explorer.checkpoint import PRETRAINED_DIR, JsonConfig, atomic_save
+from explorer.checkpoint import PRETRAINED_DIR, atomic_save
+from explorer.checks import Config, choice, number, whole
 
 FORMAT = "diffusion-explorer-classifier"
 FORMAT_VERSION = "1"
@@ -34,7 +35,7 @@ class ClassifierError(ValueError):
 
 
 @dataclass
-class ClassifierConfig(JsonConfig):
+class ClassifierConfig(Config):
     """Everything needed to rebuild the classifier from its weights."""
 
     in_channels: int = 1
@@ -48,19 +49,14 @@ class ClassifierConfig(JsonConfig):
     training: dict = field(default_factory=dict)  # provenance: command, epochs, wall time, test accuracy, ...
 
     def __post_init__(self):
-        self.channels = list(self.channels)
-        if self.in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels!r}")
-        if not self.channels or any(not isinstance(c, int) or c < 1 for c in self.channels):
-            raise ValueError(f"channels must be a non-empty list of positive ints, got {self.channels!r}")
+        self.in_channels = choice("in_channels", self.in_channels, (1, 3))
+        self.channels = [whole("each of channels", c, 1) for c in self.channels]
+        whole("number of stages len(channels)", len(self.channels), 1)
         if self.image_size >> len(self.channels) < 1:
             raise ValueError(f"image_size {self.image_size} is too small for {len(self.channels)} poolings")
-        if not isinstance(self.convs_per_stage, int) or self.convs_per_stage < 1:
-            raise ValueError(f"convs_per_stage must be a positive int, got {self.convs_per_stage!r}")
-        if not isinstance(self.feature_dim, int) or self.feature_dim < 1:
-            raise ValueError(f"feature_dim must be a positive int, got {self.feature_dim!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        self.convs_per_stage = whole("convs_per_stage", self.convs_per_stage, 1)
+        self.feature_dim = whole("feature_dim", self.feature_dim, 1)
+        self.dropout = number("dropout", self.dropout, 0.0, 1.0, open_high=True)
         if len(self.class_names) < 2:
             raise ValueError(f"a classifier needs at least 2 class names, got {self.class_names!r}")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from explorer.checks import choice, whole
 from explorer.forward import q_posterior, q_sample
 from explorer.parameterization import check_objective, predictions
 from explorer.samplers import VARIANCES
@@ -76,10 +77,8 @@ def elbo(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: 
     calls instead of T, and the total stays an unbiased estimate).
     """
     check_objective(objective)
-    if variance not in VARIANCES:
-        raise ValueError(f"unknown variance {variance!r}; allowed: {', '.join(VARIANCES)}")
-    if isinstance(t_stride, bool) or int(t_stride) != t_stride or not 1 <= t_stride <= schedule.T:
-        raise ValueError(f"t_stride must be an integer in [1, {schedule.T}], got {t_stride!r}")
+    choice("variance", variance, VARIANCES)
+    t_stride = whole("t_stride", t_stride, 1, schedule.T)
     dims = x0[0].numel()
     to_bpd = 1 / (dims * math.log(2))
     starts = list(range(2, schedule.T + 1, t_stride))

@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 import torch
 
+from explorer.checks import choice
+
 OBJECTIVES = ("eps", "x0", "v")
 
 
 def check_objective(objective: str) -> str:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; allowed: {', '.join(OBJECTIVES)}")
-    return objective
+    return choice("objective", objective, OBJECTIVES)
 
 
 def x0_from_eps(x_t, eps, a, b):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from explorer.checks import choice, number, whole
 from explorer.parameterization import Prediction, check_objective, predictions
 from explorer.schedules import NoiseSchedule
 
@@ -61,10 +62,8 @@ def timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
     - "leading": 1 + i floor(T / N) in reverse, as in DDIM's original code; it never starts at T, so x_T
       drawn from N(0, I) meets a model that expects less noise (kept for comparison).
     """
-    if spacing not in SPACINGS:
-        raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
-    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer in [1, {T}], got {steps!r}")
+    choice("spacing", spacing, SPACINGS)
+    steps = whole("steps", steps, 1, T)
     if spacing == "trailing":
         ts = [round(T - i * T / steps) for i in range(steps)]
     elif spacing == "linspace":
@@ -121,12 +120,9 @@ def ddim_sigma(alpha_bars: list[float], t: int, s: int, eta: float) -> float:
 
 
 def _check_options(method: str, eta: float, variance: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown sampler {method!r}; allowed: {', '.join(METHODS)}")
-    if variance not in VARIANCES:
-        raise ValueError(f"unknown variance {variance!r}; allowed: {', '.join(VARIANCES)}")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+    choice("sampler", method, METHODS)
+    choice("variance", variance, VARIANCES)
+    number("eta", eta, 0.0, 1.0)
 
 
 def plan(schedule: NoiseSchedule, method: str = "ddim", steps: int = 50, eta: float = 0.0,
@@ -226,8 +222,7 @@ def sample(model: Callable, schedule: NoiseSchedule, x_T: torch.Tensor, *, metho
     call; bad values raise ValueError naming the allowed ones.
     """
     _check_options(method, eta, variance)
-    if not (guidance >= 0 and math.isfinite(guidance)):
-        raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
+    number("guidance", guidance, 0.0)
     if y is not None and (y.ndim != 1 or y.shape[0] != x_T.shape[0]):
         raise ValueError(f"y must hold one label per sample, shape ({x_T.shape[0]},), got {tuple(y.shape)}")
     if not isinstance(clip_x0, bool) and not clip_x0 > 0:

@@ -16,15 +16,11 @@ from functools import cached_property
 
 import torch
 
+from explorer.checks import choice, whole
+
 SCHEDULES = ("linear", "cosine")
 T_RANGE = (10, 4000)
 MAX_BETA = 0.999  # Nichol & Dhariwal (2021) clip beta_t at 0.999 to avoid a singularity at t = T
-
-
-def _check_T(T: int) -> int:
-    if isinstance(T, bool) or int(T) != T or not (T_RANGE[0] <= T <= T_RANGE[1]):
-        raise ValueError(f"T must be an integer in [{T_RANGE[0]}, {T_RANGE[1]}], got {T!r}")
-    return int(T)
 
 
 def linear_betas(T: int) -> torch.Tensor:
@@ -120,13 +116,8 @@ class NoiseSchedule:
 
 def make_schedule(name: str = "cosine", T: int = 1000) -> NoiseSchedule:
     """Build a schedule by name ("linear" or "cosine") with T steps (10 <= T <= 4000)."""
-    T = _check_T(T)
-    if name == "linear":
-        betas = linear_betas(T)
-    elif name == "cosine":
-        betas = cosine_betas(T)
-    else:
-        raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+    T = whole("T", T, *T_RANGE)
+    betas = {"linear": linear_betas, "cosine": cosine_betas}[choice("schedule", name, SCHEDULES)](T)
     return NoiseSchedule(name=name, T=T, betas=torch.cat([torch.zeros(1, dtype=torch.float64), betas]))
 
 

@@ -38,6 +38,7 @@ from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
 from explorer import data
+from explorer.checks import choice, number, whole
 from explorer.checkpoint import DiffusionModel, ModelConfig, atomic_save, save_model
 from explorer.losses import T_SAMPLINGS, diffusion_loss, t_probabilities
 from explorer.nets import build_net
@@ -97,31 +98,28 @@ class TrainConfig:
         if not (is_toy or self.dataset in data.IMAGE_DATASETS or self.dataset.startswith("folder:")):
             allowed = ", ".join((*data.IMAGE_DATASETS, *data.TOY_DATASETS, "folder:PATH"))
             raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {allowed}")
-        _choice("objective", self.objective, OBJECTIVES)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("lr_decay", self.lr_decay, LR_DECAYS)
-        _choice("device", self.device, DEVICES)
-        _choice("compile", self.compile, COMPILE)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("t_sampling", self.t_sampling, T_SAMPLINGS)
-        _choice("model", self.model, tuple(MLP_PRESETS if is_toy else UNET_PRESETS))
-        _int_range("T", self.T, *T_RANGE)
-        _int_range("steps", self.steps, 1, 10_000_000)
-        _int_range("batch_size", self.batch_size, 1, 65536)
-        _int_range("warmup", self.warmup, 0, 10_000_000)
-        _int_range("seed", self.seed, 0, 2 ** 63 - 1)
-        _int_range("sample_every", self.sample_every, 0, 10_000_000)
-        _int_range("ckpt_every", self.ckpt_every, 1, 10_000_000)
-        if not 0 < self.lr <= 1:
-            raise ValueError(f"lr must lie in (0, 1], got {self.lr!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
-        if not 0 <= self.p_uncond < 1:
-            raise ValueError(f"p_uncond (label-drop probability) must lie in [0, 1), got {self.p_uncond!r}")
-        if self.ema_gamma is not None and not self.ema_gamma >= 0:
-            raise ValueError(f"ema_gamma must be >= 0 (or None for the fixed ema_decay), got {self.ema_gamma!r}")
-        if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
-            raise ValueError(f"min_snr_gamma must be > 0 (or None to turn it off), got {self.min_snr_gamma!r}")
+        choice("objective", self.objective, OBJECTIVES)
+        choice("schedule", self.schedule, SCHEDULES)
+        choice("lr_decay", self.lr_decay, LR_DECAYS)
+        choice("device", self.device, DEVICES)
+        choice("compile", self.compile, COMPILE)
+        choice("precision", self.precision, PRECISIONS)
+        choice("t_sampling", self.t_sampling, T_SAMPLINGS)
+        choice("model", self.model, tuple(MLP_PRESETS if is_toy else UNET_PRESETS))
+        self.T = whole("T", self.T, *T_RANGE)
+        self.steps = whole("steps", self.steps, 1, 10_000_000)
+        self.batch_size = whole("batch_size", self.batch_size, 1, 65536)
+        self.warmup = whole("warmup", self.warmup, 0, 10_000_000)
+        self.seed = whole("seed", self.seed, 0, 2 ** 63 - 1)
+        self.sample_every = whole("sample_every", self.sample_every, 0, 10_000_000)
+        self.ckpt_every = whole("ckpt_every", self.ckpt_every, 1, 10_000_000)
+        number("lr", self.lr, 0.0, 1.0, open_low=True)
+        number("ema_decay", self.ema_decay, 0.0, 1.0, open_high=True)
+        number("p_uncond (label-drop probability)", self.p_uncond, 0.0, 1.0, open_high=True)
+        if self.ema_gamma is not None:
+            number("ema_gamma (None: the fixed ema_decay)", self.ema_gamma, 0.0)
+        if self.min_snr_gamma is not None:
+            number("min_snr_gamma (None: off)", self.min_snr_gamma, 0.0, open_low=True)
         if not str(self.out).endswith(".safetensors"):
             raise ValueError(f"out must be a .safetensors path, got {self.out!r}")
 
@@ -130,21 +128,12 @@ class TrainConfig:
         return Path(self.run_dir) if self.run_dir else Path("runs") / Path(self.out).stem
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(str, allowed))}")
-
-
-def _int_range(name, value, low, high):
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
 def pick_device(name: str = "auto") -> torch.device:
     """cuda, then mps, then cpu for "auto"; an explicit device that is not available is an error."""
     has = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if name == "auto":
         return torch.device(next(d for d in ("cuda", "mps", "cpu") if has[d]))
+    choice("device", name, DEVICES)
     if not has[name]:
         raise ValueError(f"device {name!r} is not available on this machine")
     return torch.device(name)

@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.nets.unet import ConditionalNet, NetConfig, check_int
+from explorer.checks import Config, whole
+from explorer.nets.unet import ConditionalNet
 
 
 @dataclass
-class MLPConfig(NetConfig):
+class MLPConfig(Config):
     """MLP hyper-parameters."""
 
     dim: int = 2  # data dimension
@@ -31,12 +32,12 @@ class MLPConfig(NetConfig):
     num_classes: int = 0  # 0 = unconditional
 
     def __post_init__(self):
-        check_int("dim", self.dim, 1)
-        check_int("hidden", self.hidden, 2)
+        self.dim = whole("dim", self.dim, 1)
+        self.hidden = whole("hidden", self.hidden, 2)
         if self.hidden % 2:
             raise ValueError(f"hidden must be even, got {self.hidden}")
-        check_int("num_blocks", self.num_blocks, 1)
-        check_int("num_classes", self.num_classes, 0)
+        self.num_blocks = whole("num_blocks", self.num_blocks, 1)
+        self.num_classes = whole("num_classes", self.num_classes, 0)
 
 
 class ResMLPBlock(nn.Module):

@@ -33,55 +33,18 @@ for one image, 10 classes:
 | lean            | (32, 64, 128)  | 1            | 1,181,889 | 0.263 G       | 0.346 G       |
 | small (default) | (32, 64, 128)  | 2            | 2,074,305 | 0.437 G       | 0.572 G       |
 | base            | (64, 128, 256) | 2            | 8,275,329 | 1.74 G        | 2.28 G        |
-
-On a 2-core AVX2 CPU (torch 2.x, 2 threads) a batch-16 forward of "small" at 28x28 takes about 0.1 s, in
-contiguous and channels_last memory formats alike (oneDNN convs are faster in channels_last, GroupNorm slower).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class NetConfig:
-    """Shared (de)serialisation of the nets' config dataclasses: plain JSON-able dicts, stored in checkpoints."""
-
-    def to_dict(self) -> dict:
-        """Config as a plain dict (tuples become lists so the dict is JSON-able)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        """Rebuild a config from `to_dict()` output; unknown keys raise ValueError naming them."""
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys {unknown}; allowed: {allowed}")
-        return cls(**d)
-
-
-def check_int(name: str, value, low: int, high: int | None = None) -> None:
-    """Raise ValueError unless `value` is an int (not a bool) in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be an int {allowed}, got {value!r}")
-
-
-def check_bool(name: str, value) -> None:
-    """Raise ValueError unless `value` is a bool."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def check_dropout(value) -> None:
-    """Raise ValueError unless 0 <= dropout < 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"dropout must be a float in [0, 1), got {value!r}")
+from explorer.checks import Config, flag, number, whole
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -152,7 +115,7 @@ class ConditionalNet(nn.Module):
 
 
 @dataclass
-class UNetConfig(NetConfig):
+class UNetConfig(Config):
     """UNet hyper-parameters; the defaults are the "small" preset for class-conditional Fashion-MNIST."""
 
     in_channels: int = 1
@@ -169,37 +132,36 @@ class UNetConfig(NetConfig):
     def __post_init__(self):
         if not isinstance(self.channels, (list, tuple)):
             raise ValueError(f"channels must be a list or tuple of widths, e.g. (32, 64, 128), got {self.channels!r}")
-        self.channels = tuple(self.channels)
-        check_int("in_channels", self.in_channels, 1)
-        check_int("number of levels len(channels)", len(self.channels), 1, 6)
-        check_int("norm_groups", self.norm_groups, 1)
+        self.channels = tuple(whole("each of channels", c, 1) for c in self.channels)
+        self.in_channels = whole("in_channels", self.in_channels, 1)
+        whole("number of levels len(channels)", len(self.channels), 1, 6)
+        self.norm_groups = whole("norm_groups", self.norm_groups, 1)
         for c in self.channels:
-            check_int("each of channels", c, 1)
             if c % self.norm_groups:
                 raise ValueError(f"channels {self.channels} must all divide by norm_groups={self.norm_groups}")
         if self.channels[0] % 2:
             raise ValueError(f"channels[0] (the time-feature width) must be even, got {self.channels[0]}")
         factor = 2 ** (len(self.channels) - 1)
-        check_int("image_size", self.image_size, 1)
+        self.image_size = whole("image_size", self.image_size, 1)
         if self.image_size % factor:
             raise ValueError(
                 f"image_size {self.image_size} must divide by 2**(levels-1) = {factor} for {len(self.channels)} levels"
             )
-        check_int("num_res_blocks", self.num_res_blocks, 1)
-        check_bool("attention", self.attention)
-        check_int("attention_heads", self.attention_heads, 1)
+        self.num_res_blocks = whole("num_res_blocks", self.num_res_blocks, 1)
+        flag("attention", self.attention)
+        self.attention_heads = whole("attention_heads", self.attention_heads, 1)
         if self.channels[-1] % self.attention_heads:
             raise ValueError(
                 f"channels[-1]={self.channels[-1]} must divide by attention_heads={self.attention_heads}"
             )
-        check_dropout(self.dropout)
-        check_int("num_classes", self.num_classes, 0)
-        check_bool("scale_shift", self.scale_shift)
+        self.dropout = number("dropout", self.dropout, 0.0, 1.0, open_high=True)
+        self.num_classes = whole("num_classes", self.num_classes, 0)
+        flag("scale_shift", self.scale_shift)
 
 
 UNET_PRESETS = {
     "tiny": UNetConfig(channels=(8, 16, 32), num_res_blocks=1, attention_heads=2, norm_groups=4),
-    "lean": UNetConfig(num_res_blocks=1),  # 0.6x the arithmetic of "small": 1.5x its training images/s
+    "lean": UNetConfig(num_res_blocks=1),  # 0.6x the arithmetic of "small" (speeds: bench/results/speed.md)
     "small": UNetConfig(),
     "base": UNetConfig(channels=(64, 128, 256), num_res_blocks=2, dropout=0.1),
 }
