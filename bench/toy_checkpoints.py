@@ -5,7 +5,8 @@
 For every pretrained/toy_<dataset>_<objective>.safetensors (trained by scripts/train_toys.sh): n samples with
 each sampler of SAMPLERS (x0_hat clipped to [-3, 3], as the toy lab samples), their energy distance and sliced
 W2 to n fresh data points, averaged over `seeds` seeds, against the data-vs-data floor (the same distances
-between two fresh draws of the data, also averaged). Uses the toy lab's own functions (explorer.app.toy.quality).
+between two fresh draws of the data, also averaged). The toy lab's own measures: explorer.metrics.toy_distances
+and toy_floor.
 --write records the table in pretrained/README.md between the RESULTS markers.
 """
 from __future__ import annotations
@@ -24,12 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 
-from explorer.app import toy
-
 import torch
 
-from explorer.checkpoint import load_model
-from explorer.data import TOY_DATASETS
+from explorer.checkpoint import PRETRAINED_DIR, load_model
+from explorer.data import TOY_CLIP, TOY_DATASETS
+from explorer.metrics import TOY_FLOOR_PAIRS, toy_distances, toy_floor
 from explorer.parameterization import OBJECTIVES
 from explorer.samplers import run, sample
 
@@ -48,10 +48,10 @@ def evaluate(path: Path, n: int, seeds: int) -> dict[str, tuple[float, float]]:
         for seed in range(seeds):
             gen = torch.Generator().manual_seed(seed)
             x_T = torch.randn(n, 2, generator=gen)
-            x0 = run(sample(model, model.schedule, x_T, objective=model.objective, clip_x0=toy.CLIP, generator=gen,
+            x0 = run(sample(model, model.schedule, x_T, objective=model.objective, clip_x0=TOY_CLIP, generator=gen,
                             **options))
-            q = toy.quality(model.config.dataset, None, x0, n)
-            energy, sliced = energy + q.energy / seeds, sliced + q.sliced / seeds
+            e, w = toy_distances(model.config.dataset, x0)
+            energy, sliced = energy + e / seeds, sliced + w / seeds
         out[name] = (energy, sliced)
     return out
 
@@ -66,11 +66,11 @@ def main() -> None:
     header = ["checkpoint", "steps", *[f"{s}: energy / sliced W₂" for s in SAMPLERS]]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for dataset in TOY_DATASETS:
-        floor_e, floor_s = toy.floor(dataset, None, args.n)
+        floor_e, floor_s = toy_floor(dataset, args.n)
         rows.append(f"| **{dataset}**, data vs data (floor) | | "
                     + " | ".join(f"{floor_e:.4f} / {floor_s:.3f}" for _ in SAMPLERS) + " |")
         for objective in OBJECTIVES:
-            path = toy.PRETRAINED / f"toy_{dataset}_{objective}.safetensors"
+            path = PRETRAINED_DIR / f"toy_{dataset}_{objective}.safetensors"
             result = evaluate(path, args.n, args.seeds)
             step = load_model(path).config.step
             rows.append(f"| `{path.name}` | {step} | "
@@ -79,7 +79,7 @@ def main() -> None:
     note = (f"Measured {datetime.date.today().isoformat()} on {platform.machine()} ({torch.get_num_threads()} torch "
             f"threads), torch {torch.__version__}: `python -m bench.toy_checkpoints --n {args.n} --seeds "
             f"{args.seeds}` ({time.perf_counter() - start:.0f} s). {args.n} samples against {args.n} fresh data "
-            f"points, means over {args.seeds} sampling seeds; floor: mean over {toy.FLOOR_DRAWS} pairs of fresh "
+            f"points, means over {args.seeds} sampling seeds; floor: mean over {TOY_FLOOR_PAIRS} pairs of fresh "
             "draws (mean |energy distance|, which is unbiased and scatters around 0 for two draws of the data).")
     block = f"{BEGIN}\n{note}\n\n{table}\n{END}"
     sys.stdout.write(block + "\n")

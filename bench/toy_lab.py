@@ -11,7 +11,7 @@ Threads are set as app.py sets them (explorer.threads.configure_threads: CPU_COR
    postprocessing of every frame (the figure JSON the server sends). Wall and process CPU seconds are both given:
    on a busy machine wall time grows while CPU time stays about what the work costs; the ratios of runs taken
    side by side hold better than absolute times.
-2. Live training (explorer.app.toy.train_updates, two moons, v, the lab's LIVE options, up to --train-steps
+2. Live training (explorer.app.toy_logic.train_updates, two moons, v, the lab's LIVE options, up to --train-steps
    steps, seeds 0 and 1, interleaved with the rounds above): the loss and the energy distance of PREVIEW_N
    samples to as many fresh data points at each update. A visibly good fit is GOOD_ENERGY or less (the bundled
    4000-step model scores about 0.002 with the same preview sampler; a blurry cloud 0.005 to 0.01; the
@@ -40,7 +40,8 @@ from bench.report import conditions, publish
 import gradio as gr
 import torch
 
-from explorer.app import toy
+from explorer.app import catalogue, toy
+from explorer.app import toy_logic as tl
 from explorer.samplers import run, sample
 
 RESULT = ROOT / "bench" / "results" / "toy_lab.md"
@@ -56,44 +57,44 @@ def clock(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def generate_args(seed: int) -> list:
-    d = {**toy.DEFAULTS, "seed": seed, "n": 2000, "method": "ddim", "steps": 50}
-    return [*(d[k] for k in toy.SETUP), None, *(d[k] for k in toy.SAMPLER)]
+def generate_args(seed: int) -> dict:
+    d = {**tl.DEFAULTS, "seed": seed, "n": 2000, "method": "ddim", "steps": 50}
+    return {k: d[k] for k in (*tl.SETUP, *tl.SAMPLER)}
 
 
 def handler(seed: int) -> None:
-    for _ in toy.generate(*generate_args(seed)):
+    for _ in toy.generate(**generate_args(seed)):
         pass
 
 
 def served(seed: int) -> None:
     plot, markdown = gr.Plot(render=False), gr.Markdown(render=False)
-    for figure, text in toy.generate(*generate_args(seed)):
+    for figure, text in toy.generate(**generate_args(seed)):
         plot.postprocess(figure)
         markdown.postprocess(text)
 
 
 @torch.inference_mode()
 def pure(seed: int) -> None:
-    model = toy.model_at(toy.PRETRAINED / "toy_two-moons_v.safetensors")
+    model = catalogue.model_at(catalogue.PRETRAINED / "toy_two-moons_v.safetensors")
     gen = torch.Generator().manual_seed(seed)
     x_T = torch.randn(2000, 2, generator=gen)
-    run(sample(model, model.schedule, x_T, method="ddim", steps=50, objective="v", clip_x0=toy.CLIP, generator=gen))
+    run(sample(model, model.schedule, x_T, method="ddim", steps=50, objective="v", clip_x0=tl.CLIP, generator=gen))
 
 
 def first_frame(seed: int) -> float:
     start = time.perf_counter()
-    next(iter(toy.generate(*generate_args(seed))))
+    next(iter(toy.generate(**generate_args(seed))))
     return time.perf_counter() - start
 
 
 def training(seed: int, steps: int) -> list[tuple[int, float, float, float, float]]:
     """(step, training s, wall s, energy distance, sliced W2) at each update of a live training run."""
-    su = toy.setup("two-moons", "cosine", 1000, "v", "trained here", None)
+    setup = tl.Setup.parse({**tl.DEFAULTS, "source": "trained here"})  # two moons, v, cosine, T = 1000
     start, rows = time.perf_counter(), []
-    for u in toy.train_updates(su, steps, seed, None):
+    for u in tl.train_updates(setup, steps, seed):
         rows.append((u.step, u.seconds, time.perf_counter() - start, u.quality.energy, u.quality.sliced))
-    toy.forget(u.path)  # the session's temporary checkpoint
+    tl.forget(u.path)  # the session's temporary checkpoint
     return rows
 
 
@@ -152,11 +153,11 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *rows,
         "",
-        f"## Live training: two moons, v, batch {toy.LIVE['batch_size']}, lr {toy.LIVE['lr']}, EMA "
-        f"{toy.LIVE['ema_decay']} (target: a visibly good fit in under {TARGET_FIT_S:.0f} s)",
+        f"## Live training: two moons, v, batch {tl.LIVE['batch_size']}, lr {tl.LIVE['lr']}, EMA "
+        f"{tl.LIVE['ema_decay']} (target: a visibly good fit in under {TARGET_FIT_S:.0f} s)",
         "",
-        f"Updates stream about every {toy.UPDATE_S} s of training (more when an update is slow): {toy.PREVIEW_N} "
-        f"samples of the EMA weights (DDIM, {toy.PREVIEW_STEPS} steps) against as many fresh data points.",
+        f"Updates stream about every {tl.UPDATE_S} s of training (more when an update is slow): {tl.PREVIEW_N} "
+        f"samples of the EMA weights (DDIM, {tl.PREVIEW_STEPS} steps) against as many fresh data points.",
         "",
         *fit_rows,
         "",

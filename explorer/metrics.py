@@ -18,6 +18,7 @@ from explorer.data import sample_toy_class
 from explorer.samplers import run, sample
 
 TOY_DATA_SEED = 10_000  # fresh toy data for the distances; the floor's pairs use TOY_DATA_SEED + 1, + 2, ...
+TOY_FLOOR_PAIRS = 3  # pairs of fresh draws the data-vs-data floor averages over
 
 
 # --------------------------------------------------------------------------- two-sample distances (2D toys)
@@ -90,7 +91,7 @@ def toy_distances(name: str, x: torch.Tensor, label: int | None = None, seed: in
     return energy_distance(x, ref), sliced_wasserstein(x, ref, n_projections, torch.Generator().manual_seed(0))
 
 
-def toy_floor(name: str, n: int, label: int | None = None, pairs: int = 3, seed: int = TOY_DATA_SEED,
+def toy_floor(name: str, n: int, label: int | None = None, pairs: int = TOY_FLOOR_PAIRS, seed: int = TOY_DATA_SEED,
               n_projections: int = 256) -> tuple[float, float]:
     """The data-vs-data floor of `toy_distances` for n points: the mean |energy distance| and the mean sliced W2
     between the two draws of n fresh points in each of `pairs` pairs (seeds seed + 1 and + 2, + 3 and + 4, ...),

@@ -1,6 +1,6 @@
 """What the views share, with no gradio in it: the error meant for the visitor, the schedules the views draw,
 the sampler options that the reverse view and the toy lab both offer, with their names as the page shows them,
-class labels for a batch, and which steps of a run are shown.
+class labels for a batch, which steps of a run are shown, and a stream that ends when its stop flag is set.
 
 Checks of single values are explorer.checks' (ValueError naming the option and the allowed values); the rules
 that are the app's own (an unconditional model has no class to choose, ...) raise UserInputError.
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -20,6 +23,7 @@ from explorer.schedules import NoiseSchedule, make_schedule
 SEED_MAX = 2 ** 63 - 1
 METHOD_NAMES = {"ddpm": "DDPM", "ddim": "DDIM", "dpm-solver++": "DPM-Solver++(2M)"}
 VARIANCE_NAMES = {"beta": "β", "beta_tilde": "β̃"}
+T_ = TypeVar("T_")
 MIXED = "mixed (one of each class in turn)"  # the class choice that asks for classes 0, 1, ..., K - 1, 0, ...
 
 
@@ -80,3 +84,13 @@ def shown_steps(steps: int, max_frames: int) -> list[int]:
     """The steps after which a run shows a frame: every k-th, k = ceil(steps / max_frames), and the last."""
     k = math.ceil(steps / max_frames)
     return [j for j in range(1, steps + 1) if j % k == 0 or j == steps]
+
+
+def until(items: Iterator[T_], stop: threading.Event | None) -> Iterator[T_]:
+    """The items of an iterator until `stop` is set, checked before each one is computed (a Stop button's
+    flag, explorer.app.stops, checked before each model call or training step)."""
+    while stop is None or not stop.is_set():
+        item = next(items, None)
+        if item is None:
+            return
+        yield item

@@ -42,7 +42,8 @@ from torchvision.utils import make_grid
 from explorer.app import plots, runtime
 from explorer.app.messages import METHOD_NAMES, VARIANCE_NAMES, choice, for_visitor, number, sampler_name, whole
 from explorer.app.options import UserInputError
-from explorer.app.stops import Stops, until
+from explorer.app.options import until
+from explorer.app.stops import Stops
 from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, ModelConfig, list_checkpoints,
                                  load_model, read_config)
 from explorer.nets import build_net

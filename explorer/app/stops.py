@@ -4,28 +4,16 @@ A cancelled streaming event can end as an error on the page (Gradio 6 marks its 
 races the stream's next message) and the events chained after it with `.then` never run. Here a click on a
 run's button first registers the run at once (`Stops.expecting(kind)`, an unqueued first step, so a Stop also
 reaches a run still waiting its turn in the queue); the handler takes that entry when its turn comes
-(`Stops.running`), checks the entry's flag before each model call or training step (`until`), shows nothing
-more once it is halted (`Running.show`) and ends by itself, with the same words as the Stop button.
+(`Stops.running`), checks the entry's flag before each model call or training step (options.until), shows
+nothing more once it is halted (`Running.show`) and ends by itself, with the same words as the Stop button.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import TypeVar
 
 import gradio as gr
-
-T = TypeVar("T")
-
-
-def until(items: Iterator[T], stop: threading.Event | None) -> Iterator[T]:
-    """The items of an iterator until `stop` is set, checked before each one is computed."""
-    while stop is None or not stop.is_set():
-        item = next(items, None)
-        if item is None:
-            return
-        yield item
 
 
 class Running:
