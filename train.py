@@ -3,6 +3,7 @@
     python train.py --dataset fashion-mnist --objective v --out pretrained/my_model.safetensors
     python train.py --dataset two-moons --steps 3000 --out runs/moons.safetensors
     python train.py --out pretrained/my_model.safetensors --resume      # continue after Ctrl-C
+    torchrun --nproc_per_node 4 train.py --out runs/big.safetensors      # data parallel (README: several GPUs)
 
 See `python train.py --help` for every option; the loop itself lives in explorer/training.py.
 """
@@ -19,7 +20,8 @@ configure_threads("spin")  # before torch loads: a lone training process gains f
 from explorer.checkpoint import CheckpointError  # noqa: E402
 from explorer.data import IMAGE_DATASETS, TOY_DATASETS, DataUnavailableError  # noqa: E402
 from explorer.losses import T_SAMPLINGS  # noqa: E402
-from explorer.training import COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, PRECISIONS, TrainConfig, Trainer, TrainingError  # noqa: E402
+from explorer.training import (  # noqa: E402
+    COMPILE, DEVICES, LR_DECAYS, MLP_PRESETS, PRECISIONS, TrainConfig, Trainer, TrainingError, finish_distributed)
 from explorer.nets.unet import UNET_PRESETS  # noqa: E402
 from explorer.parameterization import OBJECTIVES  # noqa: E402
 from explorer.schedules import SCHEDULES, T_RANGE  # noqa: E402
@@ -38,7 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--schedule", default=d.schedule, choices=SCHEDULES, help="noise schedule")
     p.add_argument("--T", type=int, default=d.T, help=f"diffusion steps, {T_RANGE[0]}..{T_RANGE[1]}")
     p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in total (the default model: about 75 min on 2 CPU cores)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="examples per step, over all processes under torchrun")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=d.warmup, help="linear learning-rate warm-up steps")
     p.add_argument("--lr-decay", default=d.lr_decay, choices=LR_DECAYS, help="learning-rate decay after warm-up")
@@ -90,8 +93,11 @@ def main(argv=None) -> int:
     except (ValueError, TrainingError, DataUnavailableError, CheckpointError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
-    print(f"{outcome} at step {trainer.step}: {trainer.config.out} (resume state in {trainer.config.run_path})",
-          file=sys.stderr)
+    finally:
+        finish_distributed()
+    if trainer.rank == 0:
+        print(f"{outcome} at step {trainer.step}: {trainer.config.out} (resume state in {trainer.config.run_path})",
+              file=sys.stderr)
     return 0 if outcome == "done" else 130
 
 

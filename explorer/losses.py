@@ -61,24 +61,34 @@ def min_snr_weight(snr: torch.Tensor, objective: str, gamma: float) -> torch.Ten
     return clipped / (snr + 1)
 
 
+def draw_t_eps(schedule: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator | None = None,
+               t_probs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random draws of DDPM Algorithm 1 for a batch shaped like x0: t ~ Uniform{1..T} (line 2; or `t_probs`,
+    see `t_probabilities`), then eps ~ N(0, I) (line 4), from `generator` on x0's device."""
+    n = x0.shape[0]
+    if t_probs is None:
+        t = torch.randint(1, schedule.T + 1, (n,), generator=generator, device=x0.device)
+    else:
+        t = 1 + torch.multinomial(t_probs.to(x0.device), n, replacement=True, generator=generator)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return t, eps
+
+
 def diffusion_loss(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: str = "eps",
                    y: torch.Tensor | None = None, min_snr_gamma: float | None = None,
-                   generator: torch.Generator | None = None, t_probs: torch.Tensor | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, t_probs: torch.Tensor | None = None,
+                   draws: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """One Monte-Carlo estimate of the training loss on a batch (DDPM Algorithm 1):
 
-        t ~ Uniform{1..T} (or `t_probs`, see `t_probabilities`), eps ~ N(0, I), x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps,
+        (t, eps) = draw_t_eps(...), x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps,
         loss = mean_batch[ w_t * mean_dims (target - model(x_t, t, y))^2 ]
 
     with w_t = 1 (L_simple) or the min-SNR-gamma weight. `model(x_t, t, y)` predicts `objective`.
-    Random draws come from `generator` (on x0's device) so that training can be resumed exactly.
+    Random draws come from `generator` (on x0's device) so that training can be resumed exactly, or are given as
+    `draws` = (t, eps) (a data-parallel rank passes its slice of the whole batch's draws).
     """
     check_objective(objective)
-    n = x0.shape[0]
-    if t_probs is None:
-        t = torch.randint(1, schedule.T + 1, (n,), generator=generator, device=x0.device)  # Algorithm 1, line 2
-    else:
-        t = 1 + torch.multinomial(t_probs.to(x0.device), n, replacement=True, generator=generator)
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)  # line 4
+    t, eps = draws if draws is not None else draw_t_eps(schedule, x0, generator, t_probs)
     x_t = q_sample(schedule, x0, t, eps)  # line 5
     a, b = at(schedule.sqrt_alpha_bars, t, x0), at(schedule.sqrt_one_minus_alpha_bars, t, x0)
     out = model(x_t, t, y)

@@ -4,8 +4,14 @@ EMA: a fixed decay with warm-up, or the power-function EMA of Karras et al. 2024
 `ema_gamma` is set: beta_t = (1 - 1/t)^(gamma + 1) after optimizer step t, which averages the weights of the whole
 run with a profile proportional to step^gamma (gamma = 0: the plain mean of all steps), so its length is a fixed fraction of the run however long it grows
 (relative width sigma_rel = sqrt(gamma + 1) / ((gamma + 2) sqrt(gamma + 3)), EDM2 eq. 2).
+Data parallel: under torchrun (`torchrun --nproc_per_node N train.py ...`) every rank draws the same whole batch
+(indices, label dropout, t and eps from the same seeded generators) and trains on its 1/N slice of it through
+DistributedDataParallel (gloo on CPU, NCCL on CUDA), so N processes at batch B take the same steps as one process
+at batch B, up to float summation order; `batch_size` is the whole batch. Only rank 0 writes checkpoints, logs
+and grids; the state file does not depend on N, so a run resumes on any number of processes.
 Precision: "bf16" runs forward and backward under bfloat16 autocast (weights, optimizer and EMA stay float32);
-"auto" picks it on CUDA with bf16 support and on CPUs with AMX tiles (their bf16 matrix units), float32 elsewhere.
+"auto" picks it for the UNet on CUDA with bf16 support and on CPUs with AMX tiles (their bf16 matrix units),
+float32 elsewhere and for the toys' MLP.
 
     trainer = Trainer(TrainConfig(dataset="fashion-mnist", objective="v", steps=2000))
     trainer.fit()           # tqdm progress, sample grids, checkpoints, Ctrl-C saves
@@ -33,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors import safe_open
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
@@ -40,7 +47,7 @@ from tqdm import tqdm
 from explorer import data
 from explorer.checks import choice, number, whole
 from explorer.checkpoint import DiffusionModel, ModelConfig, atomic_save, save_model
-from explorer.losses import T_SAMPLINGS, diffusion_loss, t_probabilities
+from explorer.losses import T_SAMPLINGS, diffusion_loss, draw_t_eps, t_probabilities
 from explorer.nets import build_net
 from explorer.nets.mlp import MLPConfig
 from explorer.nets.unet import UNET_PRESETS
@@ -139,6 +146,28 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this rank's device): under torchrun (WORLD_SIZE > 1) joins the process group, gloo on
+    CPU and NCCL on CUDA with one GPU per local rank; (0, 1, device) in a plain process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if device.type == "mps":
+        raise ValueError("data-parallel training runs on CPU (gloo) or CUDA (NCCL), not on mps")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def finish_distributed() -> None:
+    """Leave the process group init_distributed joined (nothing in a plain process)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """"fp32" or "bf16" for `name` on `device` ("auto": see the module docstring); bf16 where the device has
     no bf16 support is an error."""
@@ -180,7 +209,9 @@ class Trainer:
             raise TrainingError(f"{config.out} or {state_path} already exists; pass --resume to continue that run "
                                 "or --force to overwrite it")
         self.config = config
-        self.device = pick_device(config.device)
+        self.rank, self.world, self.device = init_distributed(pick_device(config.device))
+        if config.batch_size % self.world:
+            raise ValueError(f"batch_size {config.batch_size} must divide by the {self.world} processes")
         self.schedule = make_schedule(config.schedule, config.T)
         self._load_data()
         torch.manual_seed(config.seed)  # weight init
@@ -191,12 +222,17 @@ class Trainer:
         self.noise_gen = torch.Generator(self.device).manual_seed(config.seed + 1)  # t and eps of the loss
         self.step, self.elapsed = 0, 0.0
         self.images_seen = 0
-        self.precision = resolve_precision(config.precision, self.device)
+        # bf16 pays on the UNet's convolutions; a toy MLP is too small to gain, and keeps fp32's precision
+        self.precision = resolve_precision("fp32" if config.precision == "auto" and self.net_kind == "mlp"
+                                           else config.precision, self.device)
         # channels_last suits oneDNN's fp32 convolutions on a CPU; under bf16 autocast it is no faster compiled and
         # far slower eager (bench/results/speed.md), so bf16 keeps the contiguous layout
         self.channels_last = self.net_kind == "unet" and self.device.type == "cpu" and self.precision == "fp32"
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.eager = (torch.nn.parallel.DistributedDataParallel(
+            self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.world > 1 else self.net)
         self.forward = self._maybe_compile()
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else None
         self.t_probs = (None if config.t_sampling == "uniform"
@@ -243,11 +279,12 @@ class Trainer:
         leaves the small toy MLP and MPS in eager mode, where compiling costs more than it saves."""
         c = self.config
         if c.compile == "off" or (c.compile == "auto" and (self.net_kind != "unet" or self.device.type == "mps")):
-            return self.net
-        return torch.compile(self.net, dynamic=False)
+            return self.eager
+        return torch.compile(self.eager, dynamic=False)
 
     # --- one step -------------------------------------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The whole batch (every rank draws the same one): x_0 and labels with label dropout."""
         c = self.config
         n = c.batch_size
         if self.images is None:
@@ -267,15 +304,18 @@ class Trainer:
         return self.forward(x_t, t.to(x_t.dtype) / self.config.T, y)
 
     def train_step(self) -> torch.Tensor:
-        """One optimizer step of Algorithm 1; returns the loss (a tensor, to avoid a device sync)."""
+        """One optimizer step of Algorithm 1 on this rank's slice of the batch; returns its loss (a tensor, to
+        avoid a device sync)."""
         c = self.config
         x0, y = self._batch()
+        t, eps = draw_t_eps(self.schedule, x0, self.noise_gen, self.t_probs)
+        part = slice(self.rank * len(x0) // self.world, (self.rank + 1) * len(x0) // self.world)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(c, self.step)
         self.net.train()
         with self.autocast or contextlib.nullcontext():
-            loss = diffusion_loss(self._model_fn, self.schedule, x0, c.objective, y, c.min_snr_gamma, self.noise_gen,
-                                  self.t_probs)
+            loss = diffusion_loss(self._model_fn, self.schedule, x0[part], c.objective,
+                                  None if y is None else y[part], c.min_snr_gamma, draws=(t[part], eps[part]))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
@@ -302,7 +342,9 @@ class Trainer:
         return DiffusionModel(net, self.model_config()).eval()
 
     def save(self) -> None:
-        """Write the app's model file (EMA weights) and the resumable state, each atomically."""
+        """Write the app's model file (EMA weights) and the resumable state, each atomically (rank 0 only)."""
+        if self.rank:
+            return
         save_model(self.config.out, self.ema, self.model_config())
         tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
         tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
@@ -361,10 +403,15 @@ class Trainer:
     def steps(self) -> Iterator[tuple[int, float]]:
         """Train to `config.steps`, yielding (step, loss) after each optimizer step, as improved-diffusion's
         p_sample_loop_progressive yields each sampling step; `fit` drains it, and so can a UI. `elapsed` counts
-        training time only, not the consumer's work between steps. A non-finite loss raises TrainingError."""
+        training time only, not the consumer's work between steps. The loss is the mean over all ranks. A
+        non-finite loss raises TrainingError."""
         while self.step < self.config.steps:
             start = time.perf_counter()
-            loss = self.train_step_with_fallback().item()
+            loss = self.train_step_with_fallback()
+            if self.world > 1:
+                dist.all_reduce(loss)
+                loss /= self.world
+            loss = loss.item()
             if not math.isfinite(loss):
                 raise TrainingError(f"the loss became {loss} at step {self.step}")
             self.elapsed += time.perf_counter() - start
@@ -379,7 +426,9 @@ class Trainer:
         run_path.mkdir(parents=True, exist_ok=True)
         log_path = run_path / "log.csv"
         rows = [r for r in _read_log(log_path) if int(r["step"]) <= self.step]  # drop rows past the saved state
-        bar = tqdm(total=c.steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
+        writes = self.rank == 0
+        bar = tqdm(total=c.steps, initial=self.step, disable=not (progress and writes), unit="step",
+                   dynamic_ncols=True)
         last_saved, rate, clock = self.step, None, self.elapsed
         restore = _sigterm_as_interrupt()
         try:
@@ -392,9 +441,10 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}")
                 if step % c.ckpt_every == 0:
                     self.save()
-                    _write_log(log_path, rows)
+                    if writes:
+                        _write_log(log_path, rows)
                     last_saved = step
-                if c.sample_every and step % c.sample_every == 0:
+                if writes and c.sample_every and step % c.sample_every == 0:
                     self.sample_grid(run_path / "samples" / f"step_{step:07d}.png")
             outcome = "done"
         except TrainingError as err:
@@ -406,13 +456,14 @@ class Trainer:
             bar.close()
             restore()
         self.save()
-        _write_log(log_path, rows)
+        if writes:
+            _write_log(log_path, rows)
         return outcome
 
     def train_step_with_fallback(self) -> torch.Tensor:
         """train_step, falling back to eager mode once if torch.compile cannot build (no C++ compiler, an
         unsupported platform) and compile is "auto"; the random draws of the failed try are replayed."""
-        if self.forward is self.net or self.config.compile == "on" or self.step > self._compiled_from:
+        if self.forward is self.eager or self.config.compile == "on" or self.step > self._compiled_from:
             return self.train_step()
         states = self.data_gen.get_state(), self.noise_gen.get_state(), torch.get_rng_state()
         try:
@@ -422,7 +473,7 @@ class Trainer:
             self.data_gen.set_state(states[0])
             self.noise_gen.set_state(states[1])
             torch.set_rng_state(states[2])
-            self.forward = self.net
+            self.forward = self.eager
             return self.train_step()
 
 
