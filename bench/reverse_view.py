@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from explorer.app import runtime
+from explorer.app import catalogue
 
 from bench.report import WAIT_POLICIES, conditions, publish, run_under
 
@@ -53,6 +53,7 @@ from gradio_client import Client
 
 from explorer.app import demo, launch
 from explorer.app import reverse as rv
+from explorer.app import reverse_logic as rl
 from explorer.samplers import timesteps
 
 RESULT = ROOT / "bench" / "results" / "reverse_view.md"
@@ -92,7 +93,7 @@ class NetworkTimer:
 
     @staticmethod
     def _sync():
-        if runtime.DEVICE.type == "cuda":
+        if catalogue.DEVICE.type == "cuda":
             torch.cuda.synchronize()
 
     def take(self) -> tuple[int, float]:
@@ -102,43 +103,43 @@ class NetworkTimer:
         return n, total
 
 
-def controls(name: str, objective: str, steps: int | None = None, seed: int = 0) -> list:
-    values = {**rv.DEFAULTS, "checkpoint": name, "upload": None, "objective": objective, "method": "ddim",
+def controls(name: str, objective: str, steps: int | None = None, seed: int = 0) -> dict:
+    values = {**rl.DEFAULTS, "checkpoint": name, "upload": None, "objective": objective, "method": "ddim",
               "steps": steps or STEPS, "n": IMAGES, "seed": seed}
-    return [values[key] for key in rv.CONTROLS]
+    return {key: values[key] for key in rl.CONTROLS}
 
 
 @torch.inference_mode()
-def pure_compute(model, objective_controls: list) -> float:
+def pure_compute(model, objective_controls: dict) -> float:
     """Seconds for DDIM-50's network calls alone (STEPS calls of batch IMAGES) at its timesteps, with its labels."""
-    s = rv.settings(*objective_controls)
-    x = torch.randn(IMAGES, *model.sample_shape, device=runtime.DEVICE)
-    y = rv.labels(s, runtime.DEVICE)
+    s = rl.RunSettings.parse(objective_controls)
+    x = torch.randn(IMAGES, *model.sample_shape, device=catalogue.DEVICE)
+    y = rl.batch_labels(s, catalogue.DEVICE)
     start = time.perf_counter()
     for t in timesteps(model.schedule.T, STEPS, s.sampler.spacing):
-        model(x, torch.full((IMAGES,), t, device=runtime.DEVICE), y)
+        model(x, torch.full((IMAGES,), t, device=catalogue.DEVICE), y)
     NetworkTimer._sync()
     return time.perf_counter() - start
 
 
-def served_run(client: Client, args: list) -> tuple[float, float]:
+def served_run(client: Client, args: dict) -> tuple[float, float]:
     """(seconds to the first streamed output, seconds to the final one) of one /generate through the app."""
     start = time.perf_counter()
-    job = client.submit(*args, api_name="/generate")
+    job = client.submit(*args.values(), api_name="/generate")
     next(job)
     first = time.perf_counter() - start
     job.result(timeout=600)
     return first, time.perf_counter() - start
 
 
-def first_yield(args: list) -> float:
+def first_yield(args: dict) -> float:
     """Seconds from calling the handler to its first yield postprocessed as Gradio does (PNG file, figure JSON)."""
     start = time.perf_counter()
-    run = rv.generate(*args)
+    run = rv.generate(**args)
     out = next(run)
-    gr.Image(format="png", render=False).postprocess(out[rv.OUTPUTS.index("x_t")])
-    gr.Plot(render=False).postprocess(out[rv.OUTPUTS.index("sigmas")])
-    gr.Markdown(render=False).postprocess(out[rv.OUTPUTS.index("status")])
+    gr.Image(format="png", render=False).postprocess(out[rl.OUTPUTS.index("x_t")])
+    gr.Plot(render=False).postprocess(out[rl.OUTPUTS.index("sigmas")])
+    gr.Markdown(render=False).postprocess(out[rl.OUTPUTS.index("status")])
     elapsed = time.perf_counter() - start
     run.close()
     return elapsed
@@ -179,15 +180,15 @@ def browser_first_frames(url: str, repeats: int) -> list[float]:
 def measure(rounds_n: int, first_frames: int, browser: bool) -> dict:
     """Launch the app on a copy of the default checkpoint and time it: `rounds_n` interleaved rounds of pure
     compute / handler / served DDIM runs, then `first_frames` first frames (handler, client, no-op, browser)."""
-    found = rv.bundled()
+    found = catalogue.bundled_images()
     if not found:
-        sys.exit(f"no bundled image checkpoint in {rv.PRETRAINED}")
-    name = rv.default_name(found)
+        sys.exit(f"no bundled image checkpoint in {catalogue.PRETRAINED}")
+    name = rl.default_name(found)
     config = found[name]
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy2(rv.PRETRAINED / name, tmp)
-        rv.PRETRAINED = Path(tmp)
-        model = rv.model_at(Path(tmp) / name)
+        shutil.copy2(catalogue.PRETRAINED / name, tmp)
+        catalogue.PRETRAINED = Path(tmp)
+        model = catalogue.model_at(Path(tmp) / name)
         timer = NetworkTimer(model)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -195,7 +196,7 @@ def measure(rounds_n: int, first_frames: int, browser: bool) -> dict:
         _, url, _ = launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
         client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
         run_args = controls(name, config.objective)
-        for _ in rv.generate(*controls(name, config.objective, steps=2)):  # warm-up: first calls, allocations
+        for _ in rv.generate(**controls(name, config.objective, steps=2)):  # warm-up: first calls, allocations
             pass
         timer.take()
         rounds = []
@@ -203,7 +204,7 @@ def measure(rounds_n: int, first_frames: int, browser: bool) -> dict:
             pure = pure_compute(model, run_args)
             timer.take()
             start = time.perf_counter()
-            frames = sum(1 for _ in rv.generate(*run_args))
+            frames = sum(1 for _ in rv.generate(**run_args))
             handler_wall = time.perf_counter() - start
             handler_calls, handler_net = timer.take()
             first, served_wall = served_run(client, controls(name, config.objective, seed=r + 1))

@@ -7,7 +7,7 @@ mode looks for it); `launch()` queues and launches it the way app.py does, so te
 import gradio as gr
 import torch
 
-from explorer.app import forward, reverse, runtime, toy
+from explorer.app import catalogue, forward, reverse, toy
 
 VIEWS = (forward, reverse, toy)
 QUEUE_SIZE = 64  # waiting events beyond this are refused with "queue full" instead of piling up
@@ -27,7 +27,7 @@ def build_demo() -> gr.Blocks:
             for view in VIEWS:
                 with gr.Tab(view.TITLE, id=view.__name__.rsplit(".", 1)[-1]):
                     view.build()
-        gr.Markdown(f"Running on {runtime.DEVICE.type} with {torch.get_num_threads()} CPU thread(s).",
+        gr.Markdown(f"Running on {catalogue.DEVICE.type} with {torch.get_num_threads()} CPU thread(s).",
                     elem_id="runtime-info")
     return blocks
 

@@ -1,0 +1,357 @@
+"""What the reverse view runs and shows, with no gradio in it: the view (explorer.app.reverse) only builds the
+page, parses the controls into a `RunSettings` and streams what `generate_stream` / `compare_stream` yield.
+
+Timesteps follow explorer.schedules: t = T is pure noise, t = 0 the sample. The sampler loop is explorer's
+(`samplers.sample`, one Step per model call); this module turns the Steps into pictures and texts. The sigma
+curves come from `samplers.plan`, the function the samplers take their sigma from. Checkpoints and models are
+explorer.app.catalogue's.
+
+Seeds: one torch.Generator seeded with the seed draws x_T, then the sampler's fresh noise. Compare mode gives
+each of its two runs its own generator with the same seed, so both start from the same x_T.
+
+Frames: x_T first, then x after every k-th step and after the last, k = ceil(steps / MAX_FRAMES), so a run
+streams at most MAX_FRAMES + 1 frames, small (STREAM_PX; the page enlarges them without smoothing). A stream
+yields a dict of the outputs (OUTPUTS, COMPARE_OUTPUTS) that change; a run stopped by its flag
+(explorer.app.stops) ends with its status saying where it stopped.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from explorer import checks
+from explorer.app import catalogue, files, plots
+from explorer.app.catalogue import UPLOAD
+from explorer.app.options import (MIXED, SEED_MAX, SamplerOptions, UserInputError, class_labels, schedule,
+                                  shown_steps, until)
+from explorer.checkpoint import ModelConfig
+from explorer.samplers import plan, sample
+
+DEFAULT_CHECKPOINT = "fashion_v_cosine.safetensors"  # the view opens on it when bundled, else on the first file
+MAX_IMAGES = 16
+MAX_GUIDANCE = 10.0
+MAX_FRAMES = 50  # frames streamed per run besides x_T
+STREAM_PX = 128  # streamed grids are enlarged by whole pixels up to about this size
+DOWNLOAD_PX = 512  # and the final grid to download up to about this size
+PAD = 2  # white pixels between the images of a grid
+GIF_MS, GIF_HOLD_MS = 100, 1500  # per GIF frame, and for the last one
+KEEP_S = 3600  # result folders older than this are deleted when a new run saves its own
+OUT_DIR = Path(tempfile.gettempdir()) / "diffusion-explorer-reverse"
+CURVE_POINTS = 250
+BLOW_UP = 10.0  # |x0_hat| beyond this (images live in [-1, 1]) gets the status a warning
+DEFAULTS = {"checkpoint": DEFAULT_CHECKPOINT, "upload": None, "objective": "v", "method": "ddim",
+            "variance": "beta_tilde", "eta": 0.0, "spacing": "trailing", "steps": 50, "label": MIXED,
+            "guidance": 1.0, "seed": 0, "n": 16, "clip": True}
+DEFAULTS_B = {"objective_b": "v", "method_b": "ddpm", "variance_b": "beta_tilde", "eta_b": 1.0,
+              "spacing_b": "trailing", "steps_b": 50, "guidance_b": 1.0, "clip_b": True}
+CONTROLS = tuple(DEFAULTS)  # the names of Generate's controls, in the API's order
+CONTROLS_B = tuple(DEFAULTS_B)  # and of run B's in Compare, after CONTROLS
+OUTPUTS = ("x_t", "x0_hat", "status", "sigmas", "trajectory", "downloads")
+COMPARE_OUTPUTS = ("x_t_a", "x0_hat_a", "x_t_b", "x0_hat_b", "status", "sigmas")
+CONVERSIONS = {  # how the sampler turns each objective into the other two (seed 001, eq. 2 and 8, section 2.6)
+    "eps": r"$\hat x_0 = (x_t - b_t\hat\varepsilon)/a_t$ and $\hat v = a_t\hat\varepsilon - b_t\hat x_0$",
+    "x0": r"$\hat\varepsilon = (x_t - a_t\hat x_0)/b_t$ and $\hat v = a_t\hat\varepsilon - b_t\hat x_0$",
+    "v": r"$\hat x_0 = a_t x_t - b_t\hat v$ and $\hat\varepsilon = b_t x_t + a_t\hat v$",
+}
+SYMBOLS = {"eps": "ε (the noise)", "x0": "x₀ (the clean image)", "v": "v (the velocity a_t ε − b_t x₀)"}
+
+
+def default_name(found: dict[str, ModelConfig]) -> str | None:
+    """The checkpoint the view starts from (and returns to when an upload is removed)."""
+    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT in found else next(iter(found), None)
+
+
+# --- one run's settings --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One validated run: the checkpoint file and how to sample from it."""
+    path: Path
+    config: ModelConfig
+    sampler: SamplerOptions
+    label: str  # MIXED or a class name
+    guidance: float
+    seed: int
+    n: int
+    clip: bool
+
+    @classmethod
+    def parse(cls, controls: dict) -> RunSettings:
+        """Generate's controls by name (CONTROLS); ValueError names what is wrong."""
+        c = controls
+        guidance = checks.number("guidance", c["guidance"], 0.0, MAX_GUIDANCE)
+        seed = checks.whole("seed", c["seed"], 0, SEED_MAX)
+        n = checks.whole("the number of images", c["n"], 1, MAX_IMAGES)
+        path, config = catalogue.resolve(c["checkpoint"], c["upload"], c["objective"])
+        options = sampler_options(c, path, config)
+        label = c["label"]
+        if config.class_names:
+            checks.choice("class", label, [MIXED, *config.class_names])
+        elif label not in (MIXED, None) or guidance != 1:
+            raise UserInputError(f"{path.name} is unconditional (trained without class labels): there is no class "
+                                 f"to choose and no classifier-free guidance. Leave the class on {MIXED!r} and "
+                                 "guidance at 1, or choose a class-conditional checkpoint.")
+        return cls(path, config, options, label or MIXED, guidance, seed, n, bool(c["clip"]))
+
+    @classmethod
+    def parse_b(cls, controls: dict) -> RunSettings:
+        """Compare's run B: CONTROLS with the CONTROLS_B ("steps_b" for "steps", ...) in place of A's."""
+        return cls.parse({**controls, **{name[:-2]: controls[name] for name in CONTROLS_B}})
+
+    def describe(self) -> str:
+        """The run's settings in a few words, e.g. "DDIM, η = 0.5, 50 steps (trailing), w = 2"."""
+        parts = [self.sampler.describe()]
+        if self.config.class_names:
+            parts.append(f"w = {self.guidance:g}")
+        if self.clip:
+            parts.append("x̂₀ clipped")
+        return ", ".join(parts)
+
+
+def sampler_options(controls: dict, path: Path, config: ModelConfig) -> SamplerOptions:
+    """The sampler's controls checked for the checkpoint at `path`."""
+    c = controls
+    return SamplerOptions.check(c["method"], c["variance"], c["eta"], c["spacing"], c["steps"], config.T,
+                                f" (T = {config.T} for {path.name})")
+
+
+def initial_noise(settings: RunSettings) -> tuple[torch.Tensor, torch.Generator]:
+    """x_T ~ N(0, I), drawn on the CPU from a generator seeded with the seed; the generator goes on to draw
+    the sampler's noise."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    return torch.randn((settings.n, *settings.config.sample_shape), generator=gen), gen
+
+
+def batch_labels(settings: RunSettings, device: torch.device) -> torch.Tensor | None:
+    """Class labels: None for an unconditional model; all the chosen class, or 0, 1, ..., K-1, 0, ... (MIXED)."""
+    names = settings.config.class_names
+    return class_labels(settings.label, names, settings.n, device) if names else None
+
+
+# --- the run, frame by frame ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Progress:
+    """What one frame shows: the sample x at timestep t after `step` of `n` model calls (x_T first, x_0 last)
+    and x0_hat, the guess the model made at t_model on the last call (None before the first)."""
+    step: int
+    n: int
+    t: int
+    t_model: int | None
+    sigma: float | None
+    x: torch.Tensor
+    x0_hat: torch.Tensor | None
+
+
+def _progress(settings: RunSettings, stop: threading.Event | None) -> Iterator[Progress]:
+    """x_T, then one Progress per model call; once `stop` is set, no further model call is made."""
+    x_T, gen = initial_noise(settings)
+    options = settings.sampler
+    yield Progress(0, options.steps, settings.config.T, None, None, x_T, None)
+    model = catalogue.model_at(settings.path)  # after the first frame: loading takes longer than showing x_T
+    device = next(model.parameters()).device
+    steps = sample(model, model.schedule, x_T.to(device), **options.keywords(), objective=model.objective,
+                   y=batch_labels(settings, device), guidance=settings.guidance, clip_x0=settings.clip, generator=gen)
+    for st in until(steps, stop):
+        yield Progress(st.i + 1, st.n, st.t_next, st.t, st.sigma, st.x_next, st.x0_hat)
+
+
+def shown(steps: int) -> list[int]:
+    """The steps after which a frame is shown (options.shown_steps with MAX_FRAMES)."""
+    return shown_steps(steps, MAX_FRAMES)
+
+
+def trajectory(settings: RunSettings, stop: threading.Event | None = None) -> Iterator[Progress]:
+    """The frames of a run: x_T, then x after each step in `shown` (up to where it was stopped)."""
+    show = set(shown(settings.sampler.steps))
+    return (f for f in _progress(settings, stop) if f.step == 0 or f.step in show)
+
+
+def side_by_side(a: RunSettings, b: RunSettings, stop: threading.Event | None = None
+                 ) -> Iterator[tuple[Progress, Progress]]:
+    """Two runs from the same x_T in lockstep: x_T, then at tick j = 1..F (F = min(MAX_FRAMES, the larger
+    number of steps)) each run after ceil(j steps / F) of its steps, so both reach x_0 at the last tick."""
+    runs = [_progress(a, stop), _progress(b, stop)]
+    current = [next(run) for run in runs]
+    yield current[0], current[1]
+    ticks = min(MAX_FRAMES, max(a.sampler.steps, b.sampler.steps))
+    for j in range(1, ticks + 1):
+        for k, (run, settings) in enumerate(zip(runs, (a, b))):
+            while current[k].step < math.ceil(j * settings.sampler.steps / ticks):
+                f = next(run, None)
+                if f is None:  # stopped
+                    return
+                current[k] = f
+        yield current[0], current[1]
+
+
+# --- pictures, texts, files ----------------------------------------------------------------------------------
+
+def grid(x: torch.Tensor) -> np.ndarray:
+    """A batch (N, C, H, W) in [-1, 1] as one float32 (C, H', W') picture: ceil(sqrt(N)) images per row with PAD
+    white pixels between them, values clipped to [-1, 1]."""
+    x = x.detach().float().cpu().clamp(-1, 1)
+    g = make_grid(x, nrow=math.ceil(math.sqrt(x.shape[0])), padding=PAD, pad_value=1.0)
+    return g[: x.shape[1]].numpy()  # make_grid repeats one channel three times
+
+
+def scale_to(g: np.ndarray, pixels: int) -> int:
+    """The whole-pixel enlargement that brings a grid's larger side up to about `pixels`."""
+    return max(1, pixels // max(g.shape[1:]))
+
+
+def gif_frame(x: np.ndarray, x0: np.ndarray | None) -> np.ndarray:
+    """The streamed pictures of x and x0_hat side by side (grey where there is no guess yet)."""
+    right = x0 if x0 is not None else np.full_like(x, 128)
+    gap = np.full((x.shape[0], 2 * PAD, *x.shape[2:]), 255, np.uint8)
+    return np.concatenate([x, gap, right], axis=1)
+
+
+def save_results(final: np.ndarray, gif: list[np.ndarray]) -> tuple[Path, Path]:
+    """Write the final grid as samples.png and the trajectory as trajectory.gif in a new folder under OUT_DIR."""
+    folder = files.new_folder(OUT_DIR, KEEP_S)
+    png, anim = folder / "samples.png", folder / "trajectory.gif"
+    Image.fromarray(final).save(png)
+    frames = [Image.fromarray(f) for f in gif]
+    frames[0].save(anim, save_all=True, append_images=frames[1:], loop=0,
+                   duration=[GIF_MS] * (len(frames) - 1) + [GIF_HOLD_MS])
+    return png, anim
+
+
+def step_text(f: Progress) -> str:
+    if f.step == 0:
+        return f"x_T at t = {f.t}: pure noise, no guess yet"
+    return (f"step {f.step} of {f.n}: the model saw t = {f.t_model} and guessed x̂₀; σ = {f.sigma:.4f} of fresh "
+            f"noise, now at t = {f.t}")
+
+
+def blow_up_note(settings: RunSettings, f: Progress) -> str:
+    """A warning, once x0_hat has left the image range far (an unclipped eps model near t = T, typically)."""
+    peak = 0.0 if settings.clip or f.x0_hat is None else float(f.x0_hat.abs().amax())
+    if not peak > BLOW_UP:
+        return ""
+    config = settings.config
+    inverse = 1 / float(schedule(config.schedule, config.T).sqrt_alpha_bars[-1])
+    return (f"\n\n⚠ x̂₀ reaches ±{peak:.3g}, far outside the image range [−1, 1]. From a "
+            "prediction of ε, x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t multiplies the network's error by 1/√ᾱ_t: "
+            f"{inverse:.3g} at t = {config.T} on this schedule (seed 001, eq. 8). Tick **Clip x̂₀**, or compare "
+            "with the x0 or v checkpoint.")
+
+
+def status(settings: RunSettings, f: Progress, seconds: float) -> str:
+    k = math.ceil(settings.sampler.steps / MAX_FRAMES)
+    every = f" (showing every {k}th step and the last)" if k > 1 else ""
+    head = (f"**{settings.path.name}** predicts {settings.config.objective} · {settings.describe()} · "
+            f"seed {settings.seed}{every}")
+    text = step_text(f)
+    text = text[0].upper() + text[1:]
+    if f.step == f.n:
+        done = f"**Done**: {settings.n} samples in {seconds:.1f} s ({f.n} model calls)"
+        return f"{head}\n\n{done}. {text}.{blow_up_note(settings, f)}"
+    return f"{head}\n\n{text} · {seconds:.1f} s{blow_up_note(settings, f)}"
+
+
+def stopped(shown_last: str | None) -> str:
+    """The status of a stopped run, from the Stop button and from the run itself alike."""
+    return f"**Stopped** after {shown_last}." if shown_last else "**Stopped** before it started."
+
+
+def _references(name: str, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """t = 1..T at about CURVE_POINTS points (T included) and sqrt(beta_t), sqrt(beta_tilde_t) there."""
+    sched = schedule(name, T)
+    t = np.unique(np.r_[np.arange(1, T, max(1, T // CURVE_POINTS)), T])
+    return (t.astype(np.float32), sched.betas.sqrt().numpy()[t].astype(np.float32),
+            sched.beta_tildes.sqrt().numpy()[t].astype(np.float32))
+
+
+def sigma_figure(config: ModelConfig, runs: list[tuple[str, SamplerOptions]]) -> go.Figure:
+    """The sigma each sampler adds on each step (from samplers.plan), over sqrt(beta_t) and sqrt(beta_tilde_t)
+    of the checkpoint's schedule; runs are (name, sampler options)."""
+    sched = schedule(config.schedule, config.T)
+    traces = []
+    for name, options in runs:
+        planned = np.array(plan(sched, options.method, options.steps, options.eta, options.spacing,
+                                options.variance), dtype=np.float64)
+        traces.append((f"{name}{options.describe()}", planned[:, 0].astype(np.float32),
+                       planned[:, 2].astype(np.float32)))
+    title = f"σ used on each step ({config.schedule} schedule, T = {config.T})"
+    return plots.sampler_sigmas(*_references(config.schedule, config.T), traces, title)
+
+
+def model_info(path: Path, config: ModelConfig) -> str:
+    c, h, w = config.sample_shape
+    kind = f"class-conditional ({len(config.class_names)} classes)" if config.class_names else "unconditional"
+    return (f"**{path.name}**: {config.dataset}, {c}×{h}×{w} samples, {kind}, {config.schedule} schedule, "
+            f"T = {config.T}, {config.step} training steps.\n\n"
+            f"The network predicts **{SYMBOLS[config.objective]}**. With $a_t = \\sqrt{{\\bar\\alpha_t}}$ and "
+            f"$b_t = \\sqrt{{1-\\bar\\alpha_t}}$ the sampler turns every prediction into the other two: "
+            f"{CONVERSIONS[config.objective]} (seed 001).")
+
+
+# --- the streams the view shows ------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def generate_stream(settings: RunSettings, running) -> Iterator[dict]:
+    """One run for Generate, as dicts of the OUTPUTS that change: x_T with the sigma plot (clearing the last
+    run's x0_hat, GIF and downloads), then every shown step; the last adds the trajectory GIF (the streamed
+    pictures) and the downloads (the final grid as a PNG of about DOWNLOAD_PX, the GIF). `running` is the run's
+    explorer.app.stops.Running: its flag stops the run, and a stopped run ends with a status saying where."""
+    start = time.perf_counter()
+    scale, gif, done = 0, [], False
+    for f in trajectory(settings, running.stop):
+        if not running.show(f"step {f.step} of {f.n}"):
+            break
+        g = grid(f.x)
+        scale = scale or scale_to(g, STREAM_PX)
+        x_img = plots.picture(g, scale)
+        x0_img = plots.picture(grid(f.x0_hat), scale) if f.x0_hat is not None else None
+        gif.append(gif_frame(x_img, x0_img))
+        update = {"x_t": x_img, "x0_hat": x0_img, "status": status(settings, f, time.perf_counter() - start)}
+        if f.step == 0:
+            update |= {"sigmas": sigma_figure(settings.config, [("", settings.sampler)]), "trajectory": None,
+                       "downloads": None}
+        elif f.step == f.n:
+            png, anim = save_results(plots.picture(g, scale_to(g, DOWNLOAD_PX)), gif)
+            done = True
+            update |= {"trajectory": str(anim), "downloads": [str(png), str(anim)]}
+        yield update
+    if not done:  # stopped: the same words as the Stop button's, whichever lands last
+        yield {"status": stopped(running.shown)}
+
+
+@torch.inference_mode()
+def compare_stream(a: RunSettings, b: RunSettings, running) -> Iterator[dict]:
+    """Two runs from the same x_T side by side, as dicts of the COMPARE_OUTPUTS that change."""
+    start = time.perf_counter()
+    scale, done = 0, False
+    for fa, fb in side_by_side(a, b, running.stop):
+        if not running.show(f"A: step {fa.step} of {fa.n}, B: step {fb.step} of {fb.n}"):
+            break
+        ga, gb = grid(fa.x), grid(fb.x)
+        scale = scale or scale_to(ga, STREAM_PX)
+        update = {"x_t_a": plots.picture(ga, scale), "x0_hat_a": None, "x_t_b": plots.picture(gb, scale),
+                  "x0_hat_b": None}
+        if fa.x0_hat is not None:
+            update |= {"x0_hat_a": plots.picture(grid(fa.x0_hat), scale),
+                       "x0_hat_b": plots.picture(grid(fb.x0_hat), scale)}
+        seconds = time.perf_counter() - start
+        done = fa.step == fa.n and fb.step == fb.n
+        update["status"] = (f"{'**Done**' if done else 'Same x_T'} (seed {a.seed}), {seconds:.1f} s\n\n"
+                            f"**A** ({a.path.name}, {a.describe()}): {step_text(fa)}\n\n"
+                            f"**B** ({b.path.name}, {b.describe()}): {step_text(fb)}")
+        if fa.step == 0:
+            update["sigmas"] = sigma_figure(a.config, [("A: ", a.sampler), ("B: ", b.sampler)])
+        yield update
+    if not done:
+        yield {"status": stopped(running.shown)}
