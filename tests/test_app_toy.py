@@ -56,7 +56,7 @@ def test_forward_view_is_the_cloud_at_t_over_the_exact_marginal():
     s = make_schedule("cosine", 1000)
     x0, _ = sample_toy("swiss-roll", 700, generator=3)
     eps = torch.randn(700, 2, generator=torch.Generator().manual_seed(3))
-    points = trace(fig, "scattergl")
+    points = trace(fig, "scatter", "markers")
     assert np.array_equal(np.stack([points.x, points.y], 1), q_sample(s, x0, 250, eps).numpy())
     axis = torch.from_numpy(tl.AXIS).double()
     log_q = mixture_log_prob_grid(axis, axis, *q_marginal_mixture(s, 250, *toy_mixture("swiss-roll")))
@@ -81,7 +81,7 @@ def test_forward_view_at_T_is_standard_normal():
 def test_labelled_toys_colour_points_by_class():
     fig, *_ = toy.redraw(**view(dataset="two-moons", n=200, field_kind="none"))
     _, y = sample_toy("two-moons", 200, generator=D["seed"])
-    colours = list(trace(fig, "scattergl").marker.color)
+    colours = list(trace(fig, "scatter", "markers").marker.color)
     assert {colours[i] for i in range(200) if y[i] == 0} == {tl.plots.CLASS_COLOURS[0]}
     assert {colours[i] for i in range(200) if y[i] == 1} == {tl.plots.CLASS_COLOURS[1]}
 
@@ -112,9 +112,9 @@ def test_a_reverse_run_streams_frames_and_ends_at_the_samplers_output():
     with torch.inference_mode():
         x0 = run(sample(model, model.schedule, x_T, method="ddim", steps=50, objective="v", clip_x0=tl.CLIP, generator=gen))
     first, last = frames[0][0], frames[-1][0]
-    start = trace(first, "scattergl")
+    start = trace(first, "scatter", "markers")
     assert np.array_equal(np.stack([start.x, start.y], 1), x_T.numpy())
-    end = trace(last, "scattergl")
+    end = trace(last, "scatter", "markers")
     assert np.allclose(np.stack([end.x, end.y], 1), x0.numpy(), atol=1e-5)
     paths = next(tr for tr in last.data if tr.name == "highlighted paths")
     assert len(paths.x) == tl.HIGHLIGHT * 52  # 51 positions and a gap each
@@ -134,14 +134,14 @@ def test_class_and_guidance_sample_that_class():
     for guidance in (1.0, 3.0):
         frames = list(toy.generate(**run_args(dataset="blobs", objective="x0", n=300, label="blob 4",
                                              guidance=guidance, steps=20)))
-        end = trace(frames[-1][0], "scattergl")
+        end = trace(frames[-1][0], "scatter", "markers")
         x = np.stack([end.x, end.y], 1)
         nearest = np.linalg.norm(x[:, None, :] - centres[None], axis=2).argmin(1)
         assert (nearest == 4).mean() > (0.9 if guidance == 1 else 0.98)
         assert f"class blob 4, guidance {guidance:g}" in frames[-1][1] and "blobs, class blob 4)" in frames[-1][1]
     assert np.linalg.norm(x.mean(0) - centres[4]) > 0.05  # guidance 3 pushes beyond the class's own centre
     mixed = list(toy.generate(**run_args(dataset="blobs", objective="x0", n=300, label=tl.MIXED, steps=20)))
-    colours = trace(mixed[-1][0], "scattergl").marker.color
+    colours = trace(mixed[-1][0], "scatter", "markers").marker.color
     assert colours[:6] == tl.plots.CLASS_COLOURS  # particle i asks for class i % 6
 
 

@@ -27,3 +27,18 @@ def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, ar
     assert page.locator("#toy-download").is_visible()
     page.screenshot(path=artifacts / "toy-after-stop.png", full_page=True)
     assert not errors, errors
+
+
+POINTS = """id => [...document.querySelectorAll(`#${id} .scatterlayer .point`)]
+    .filter(p => p.getBoundingClientRect().width > 0).map(p => p.getAttribute('transform'))"""
+
+
+def test_the_first_forward_frame_shows_its_particles(browser, app_process_url, artifacts):
+    """Opening the lab's tab shows the forward cloud at once: its 2000 particles are drawn (as SVG points, which
+    a tab hidden while the page loaded cannot leave blank, as it did a WebGL canvas), spread over the plot."""
+    page, errors = open_tab(browser, app_process_url, "2D toy lab", "#toy-forward .js-plotly-plot")
+    page.wait_for_function(f"id => ({POINTS})(id).length >= 2000", arg="toy-forward", timeout=30_000)
+    where = page.evaluate(POINTS, "toy-forward")
+    assert len(set(where)) > 1500  # distinct positions, not one stacked dot
+    page.screenshot(path=artifacts / "toy-first-frame.png", full_page=True)
+    assert not errors, errors

@@ -170,7 +170,7 @@ def toy_plane(axis: np.ndarray, log_density: np.ndarray | None, points: np.ndarr
     """The toy lab's picture on the fixed square [-extent, extent]^2 (so the cloud never jumps):
 
     - log_density (len(axis), len(axis)), rows along y: filled contours behind everything (None: none);
-    - points (N, 2): a WebGL scatter, coloured by labels (N,) of classes 0, 1, ... (None: one colour);
+    - points (N, 2): markers, coloured by labels (N,) of classes 0, 1, ... (None: one colour);
     - paths (H, S, 2): H highlighted trajectories of S positions each, drawn as lines, with a marker at the
       last position (None: none);
     - arrows (origins (M, 2), vectors (M, 2)): a field drawn as arrows, lengths proportional to the vectors'
@@ -196,7 +196,9 @@ def toy_plane(axis: np.ndarray, log_density: np.ndarray | None, points: np.ndarr
         data.append({"type": "scatter", "mode": "lines", "x": x, "y": y, "name": names["field"],
                      "line": {"color": ARROW_COLOUR, "width": 1}, "hoverinfo": "skip", "connectgaps": False})
     colour = POINT_COLOUR if labels is None else [CLASS_COLOURS[int(k) % len(CLASS_COLOURS)] for k in labels]
-    data.append({"type": "scattergl", "mode": "markers", "x": points[:, 0], "y": points[:, 1],
+    # SVG, not WebGL ("scattergl"): a WebGL trace drawn while its tab is hidden (the lab's first frame, drawn as
+    # the page loads) stays blank until the next redraw; the lab's 5000 points at most draw fine in SVG
+    data.append({"type": "scatter", "mode": "markers", "x": points[:, 0], "y": points[:, 1],
                  "name": names["points"], "hoverinfo": "skip",
                  "marker": {"size": 3.5, "color": colour, "opacity": 0.65, "line": {"width": 0}}})
     if paths is not None:
