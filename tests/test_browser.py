@@ -61,3 +61,15 @@ def test_slider_moves_the_pictures_and_plots(browser, app_process_url, artifacts
     assert page.locator("#forward-t input[type=number]").input_value() == paused
     page.screenshot(path=artifacts / "forward-after-play.png", full_page=True)
     assert not errors, errors
+
+
+def test_the_spectrum_axis_reads_in_order(browser, app_process_url):
+    """The spectrum's log frequency axis carries written-out ticks that increase left to right (Plotly's minor
+    labels read "5, 0.1, 2, 5" before)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_process_url)
+    page.wait_for_selector("#forward-spectrum .xtick text", timeout=60_000)
+    labels = page.evaluate("() => [...document.querySelectorAll('#forward-spectrum .xtick text')]"
+                           ".map(t => [t.getBoundingClientRect().x, t.textContent])")
+    ordered = [float(text) for _, text in sorted(labels)]
+    assert len(ordered) >= 3 and ordered == sorted(ordered) and len(set(ordered)) == len(ordered), labels

@@ -60,6 +60,14 @@ def schedule_curves(t_axis: np.ndarray, curves: dict[str, dict[str, np.ndarray]]
     })
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values 1, 2, 5 times the powers of ten from `low` to `high`, written out in full on a log axis
+    (Plotly's own minor labels read "5, 0.1, 2, 5")."""
+    decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    values = [round(m * 10.0 ** e, 12) for e in decades for m in (1, 2, 5)]
+    return [v for v in values if low <= v <= high]
+
+
 def power_spectrum(freqs: np.ndarray, power0: np.ndarray, power_t: np.ndarray, signal: np.ndarray, floor: float,
                    crossover: float | None, y_range: tuple[float, float]) -> go.Figure:
     """Radially averaged power of x_0 and x_t, the scaled signal part, the noise floor (horizontal line) and the
@@ -85,9 +93,11 @@ def power_spectrum(freqs: np.ndarray, power0: np.ndarray, power_t: np.ndarray, s
                        "line": {"color": "#d62728", "width": 1.5}})
         annotations.append({"x": float(np.log10(crossover)), "yref": "paper", "y": 1, "yanchor": "bottom",
                             "showarrow": False, "text": f"f_c = {crossover:.3f}", "font": {"color": "#d62728"}})
+    ticks = log_ticks(float(freqs[0]), float(freqs[-1]))
     return _figure(data, {
         "title": {"text": "Radially averaged power spectrum", "font": {"size": 14}},
-        "xaxis": {"type": "log", "dtick": "D2", "title": {"text": "frequency (cycles / pixel)"}},
+        "xaxis": {"type": "log", "tickvals": ticks, "ticktext": [f"{v:g}" for v in ticks],
+                  "title": {"text": "frequency (cycles / pixel)"}},
         "yaxis": {"type": "log", "dtick": 1, "range": list(y_range), "title": {"text": "power"},
                   "exponentformat": "power"},
         "shapes": shapes, "annotations": annotations,
