@@ -389,7 +389,7 @@ class Trainer:
             n = k * per_class if k else 64
             y = torch.arange(k, device=self.device).repeat_interleave(per_class) if k else None
         x_T = torch.randn((n, *self.sample_shape), generator=g, device=self.device)
-        clip = 3.0 if self.images is None else True  # toys lie within ~2.5; see explorer/app/toy.py on eps at t = T
+        clip = data.TOY_CLIP if self.images is None else True
         x0 = run(sample(model, self.schedule, x_T, method="dpm-solver++", steps=steps, objective=model.objective, y=y,
                         clip_x0=clip))
         Path(path).parent.mkdir(parents=True, exist_ok=True)

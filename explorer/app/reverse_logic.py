@@ -35,10 +35,11 @@ from explorer.app import catalogue, files, plots
 from explorer.app.catalogue import UPLOAD
 from explorer.app.options import (MIXED, SEED_MAX, SamplerOptions, UserInputError, class_labels, schedule,
                                   shown_steps, until)
+from explorer.checkpoint import DEFAULT_CHECKPOINT as DEFAULT_PATH
 from explorer.checkpoint import ModelConfig
 from explorer.samplers import plan, sample
 
-DEFAULT_CHECKPOINT = "fashion_v_cosine.safetensors"  # the view opens on it when bundled, else on the first file
+DEFAULT_CHECKPOINT = DEFAULT_PATH.name  # the view opens on it when bundled, else on the first file
 MAX_IMAGES = 16
 MAX_GUIDANCE = 10.0
 MAX_FRAMES = 50  # frames streamed per run besides x_T
