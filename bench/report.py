@@ -7,6 +7,7 @@ It imports torch: a benchmark calls explorer.threads.configure_threads before im
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -52,7 +53,6 @@ def cpu_name() -> str:
 
 def conditions(script: str, argv: list[str], load_before: float, extra: str = "") -> list[str]:
     """Markdown bullet lines: when, where (with the load average around the run), with what, and how to rerun."""
-    import gradio
     import numpy
 
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -64,7 +64,7 @@ def conditions(script: str, argv: list[str], load_before: float, extra: str = ""
         f"- torch {torch.__version__} with {torch.get_num_threads()} threads (set by explorer.threads, "
         f"CPU_CORES={os.environ.get('CPU_CORES', 'unset')}), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
         f"{', GOMP_SPINCOUNT=' + os.environ['GOMP_SPINCOUNT'] if 'GOMP_SPINCOUNT' in os.environ else ''}, "
-        f"device: {pick_device().type}; numpy {numpy.__version__}, gradio {gradio.__version__}, "
+        f"device: {pick_device().type}; numpy {numpy.__version__}, gradio {importlib.metadata.version('gradio')}, "
         f"Python {platform.python_version()}{extra}",
         f"- command: `{' '.join(['python', '-m', script.removesuffix('.py').replace('/', '.'), *argv])}`",
     ]

@@ -17,14 +17,14 @@ reruns). Each comparison is interleaved (ours, peer, ours, peer, ...) so that ma
   AdamW compiled with torch.compile, in the same precision, nothing else), a plain eager fp32 loop, and the
   diffusers peer in that plain loop; images/s, FLOPs per image (forward + backward), share of the peak of the
   precision used, peak memory of each in a fresh process, and a profile of our step;
-- app: the forward-view handler and the reverse view's first frame;
 - classroom grid: 16 class-conditional samples, noise to uint8 grid, of the default checkpoint (and any given
   with --grid-checkpoints, interleaved) for sampler settings bench/quality.py has scored: their cFID / floor
   and class accuracy from bench/results/quality.json stand beside each time;
 - OpenMP wait policy: one network call in fresh processes under each policy, idle and beside one busy process;
 - profiles: where a network call's time goes (torch.profiler self time per operator; the rest is Python and
   dispatch).
-The peer's weights are random: only speed is compared, and a network's speed does not depend on its weights.
+The app's own latencies are bench/forward_view.py's and bench/reverse_view.py's (this bench does not import the
+app). The peer's weights are random: only speed is compared, and a network's speed does not depend on its weights.
 """
 from __future__ import annotations
 
@@ -290,18 +290,6 @@ def rss_of(loop: str, model: str, batch: int, quick: bool) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# -------------------------------------------------------------------------------------------------------- app
-def app_latency(repeats: int, checkpoint: Path) -> dict[str, float]:
-    """Median handler milliseconds of the forward view (28x28 gallery image) and of the reverse view's first frame."""
-    from bench import forward_view, reverse_view
-    from explorer.app import forward as fv
-
-    forward_ms = forward_view.measure({**fv.DEFAULTS, "image": "sneaker"}, repeats, seed=100)["median"]
-    first = statistics.median(reverse_view.first_yield(reverse_view.controls(checkpoint.name, "v", seed=i))
-                              for i in range(max(3, repeats // 20)))
-    return {"forward": forward_ms, "first_frame": 1e3 * first}
-
-
 # ---------------------------------------------------------------------------------------------- classroom grid
 @torch.inference_mode()
 def classroom_grid(models: dict[str, DiffusionModel], settings: list[dict], rounds: int) -> list[dict]:
@@ -412,7 +400,6 @@ def report(r: dict) -> str:
                  "batch 16, busy beside"],
                 [[name, *(f"{r['omp'][(name, busy)][b]:.1f} ms" for busy in (False, True) for b in ("1", "16"))]
                  for name in WAIT_POLICIES if (name, False) in r["omp"]])
-    app = r["app"]
     return "\n".join([
         "# Speed: ours beside a peer and beside the machine's peak",
         "",
@@ -437,13 +424,6 @@ def report(r: dict) -> str:
         "Interleaved rounds, medians; the first step (where torch.compile builds) is excluded from images/s.",
         "",
         *train,
-        "",
-        "## App (handler medians)",
-        "",
-        *table(["what", "handler median"],
-               [["forward view, one slider position (28x28)", f"{app['forward']:.1f} ms"],
-                ["reverse view, Generate to first frame (incl. Gradio's PNG and figure encoding)",
-                 f"{app['first_frame']:.1f} ms"]]),
         "",
         "## Time to a classroom grid (16 class-conditional samples)",
         "",
@@ -509,7 +489,6 @@ def main(argv=None) -> int:
     r["profile"] = {f"Network call, batch {b}": profile(network_call(model.net, b), 3 if args.quick else 20)
                     for b in (1, 16)}
     r["omp"] = wait_policy(args.quick, checkpoint)
-    r["app"] = app_latency(4 if args.quick else 100, checkpoint)
     child = ["--training-json", "--model", train_model, "--batch", str(batch)] + ["--quick"] * args.quick
     r["training"] = {**run_under(SPIN, "bench.speed", *child), "batch": batch}
     r["profile"][f"Training step of ours, batch {batch}"] = r["training"]["profile"]

@@ -14,7 +14,7 @@ def test_speed_quick_writes_every_section(tmp_path):
     assert main(["--quick", "--out-dir", str(tmp_path)]) == 0
     text = (tmp_path / "speed.md").read_text()
     assert text.startswith(head + MARKER) and "last run's tables" not in text  # the hand-written part is kept
-    for heading in ("## Peak", "## Sampling", "## Training", "## App", "## Time to a classroom grid",
+    for heading in ("## Peak", "## Sampling", "## Training", "## Time to a classroom grid",
                     "## OpenMP wait policy", "## Profiles (ours)"):
         assert heading in text
     assert re.search(r"n = 256, best of 2: fp32 \*\*\d+ GFLOP/s\*\*, bf16 \*\*\d+ GFLOP/s\*\*", text)
@@ -27,6 +27,14 @@ def test_speed_quick_writes_every_section(tmp_path):
                          text, re.M), loop
     assert re.search(r"^\| reference: .*\| 1\.00x \|", text, re.M)
     assert "Training step of ours, batch 8" in text
+    assert "## App" not in text  # the app's latencies are the view benches'
+
+
+def test_library_benches_do_not_import_the_app():
+    for bench in ("speed.py", "quality.py", "toy_checkpoints.py", "report.py"):
+        source = (ROOT / "bench" / bench).read_text()
+        assert not re.search(r"^\s*(from|import) (gradio|explorer\.app|bench\.(forward|reverse)_view)|"
+                             r"^\s*import .*\bgradio\b", source, re.M), bench
 
 
 def test_product_does_not_import_diffusers():
