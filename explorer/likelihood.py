@@ -16,7 +16,7 @@ KL(q || p), which is what `prior_kl` computes; both vanish as alpha_bar_T -> 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -58,27 +58,34 @@ def prior_kl(schedule: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class ELBO:
-    """Per-timestep terms and totals of the ELBO, averaged over a batch, in bits per dimension."""
+    """Per-timestep terms and totals of the ELBO, averaged over a batch, in bits per dimension; while it streams
+    (`elbo_stream`), the terms evaluated so far, a prefix of the final ones."""
 
     t: torch.Tensor  # evaluated timesteps; t = 1 holds L_0, t >= 2 holds L_{t-1}
     terms_bpd: torch.Tensor  # the term at each evaluated t
     prior_bpd: float  # L_T
-    total_bpd: float  # L_T + sum of all terms (with a stride, each term weighted by the span it stands for)
+    total_bpd: float  # L_T + sum of the terms so far (with a stride, each term weighted by the span it stands for)
+    n: int = 0  # number of terms of the whole estimate: the result is complete when len(t) == n
+
+    @property
+    def complete(self) -> bool:
+        return len(self.t) == self.n
 
 
-@torch.no_grad()
-def elbo(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: str = "eps",
-         y: torch.Tensor | None = None, variance: str = "beta_tilde", t_stride: int = 1,
-         generator: torch.Generator | None = None) -> ELBO:
-    """Estimate the ELBO (seed 001, eq. 3) of `model` on a batch of 8-bit images x0 in [-1, 1].
-
-    Each term is one Monte-Carlo draw of x_t per example. With t_stride = k, t = 2..T is cut into spans of k
-    timesteps and one t drawn uniformly in each span stands for the whole span (stratified sampling: T / k model
-    calls instead of T, and the total stays an unbiased estimate).
-    """
+def elbo_stream(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: str = "eps",
+                y: torch.Tensor | None = None, variance: str = "beta_tilde", t_stride: int = 1,
+                generator: torch.Generator | None = None) -> Iterator[ELBO]:
+    """`elbo` as a generator: one partial ELBO per model call (timestep evaluated), so a UI can draw the curve as
+    it fills and a progress bar (len(t) of n); the last one is the complete estimate `elbo` returns. The options
+    are validated here, before any model call."""
     check_objective(objective)
     choice("variance", variance, VARIANCES)
     t_stride = whole("t_stride", t_stride, 1, schedule.T)
+    return _elbo_terms(model, schedule, x0, objective, y, variance, t_stride, generator)
+
+
+@torch.no_grad()
+def _elbo_terms(model, schedule, x0, objective, y, variance, t_stride, generator) -> Iterator[ELBO]:
     dims = x0[0].numel()
     to_bpd = 1 / (dims * math.log(2))
     starts = list(range(2, schedule.T + 1, t_stride))
@@ -86,7 +93,8 @@ def elbo(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: 
     if t_stride > 1:  # one t drawn uniformly within each span
         u = torch.rand(len(starts), generator=generator, device=generator.device if generator else None).tolist()
         starts = [start + int(ui * span) for start, ui, span in zip(starts, u, spans)]
-    ts, spans = [1, *starts], [1, *spans]
+    ts, spans = [1, *starts], torch.tensor([1, *spans], dtype=torch.float64)
+    prior = prior_kl(schedule, x0).mean().item() * to_bpd
     terms = []
     sigma2 = schedule.betas if variance == "beta" else schedule.beta_tildes
     for t in ts:
@@ -103,7 +111,21 @@ def elbo(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: 
             mu_q, var_q = q_posterior(schedule, x0, x_t, tt)
             kl = normal_kl(mu_q, var_q, mu_theta, at(sigma2, tt, x0))
             terms.append(kl.flatten(1).sum(1).mean())
-    terms_bpd = torch.stack(terms).double().cpu() * to_bpd
-    prior = prior_kl(schedule, x0).mean().item() * to_bpd
-    total = prior + float((terms_bpd * torch.tensor(spans, dtype=torch.float64)).sum())
-    return ELBO(t=torch.tensor(ts), terms_bpd=terms_bpd, prior_bpd=prior, total_bpd=total)
+        k = len(terms)
+        terms_bpd = torch.stack(terms).double().cpu() * to_bpd
+        total = prior + float((terms_bpd * spans[:k]).sum())
+        yield ELBO(t=torch.tensor(ts[:k]), terms_bpd=terms_bpd, prior_bpd=prior, total_bpd=total, n=len(ts))
+
+
+def elbo(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: str = "eps",
+         y: torch.Tensor | None = None, variance: str = "beta_tilde", t_stride: int = 1,
+         generator: torch.Generator | None = None) -> ELBO:
+    """Estimate the ELBO (seed 001, eq. 3) of `model` on a batch of 8-bit images x0 in [-1, 1].
+
+    Each term is one Monte-Carlo draw of x_t per example. With t_stride = k, t = 2..T is cut into spans of k
+    timesteps and one t drawn uniformly in each span stands for the whole span (stratified sampling: T / k model
+    calls instead of T, and the total stays an unbiased estimate). Drains `elbo_stream`.
+    """
+    for result in elbo_stream(model, schedule, x0, objective, y, variance, t_stride, generator):
+        pass
+    return result

@@ -1,10 +1,11 @@
-"""ELBO: closed-form pieces and a model that knows x_0 (all L_{t-1} vanish, L_0 is a known bin probability)."""
+"""ELBO: closed-form pieces and a model that knows x_0 (all L_{t-1} vanish, L_0 is a known bin probability); the
+streamed form (`elbo_stream`), whose partial results are prefixes of the result `elbo` returns."""
 import math
 
 import pytest
 import torch
 
-from explorer.likelihood import discretized_gaussian_log_likelihood, elbo, normal_kl, prior_kl
+from explorer.likelihood import discretized_gaussian_log_likelihood, elbo, elbo_stream, normal_kl, prior_kl
 from explorer.schedules import make_schedule
 
 
@@ -70,3 +71,43 @@ def test_elbo_stride_weights_and_bad_input():
         elbo(zero, s, x0, variance="learned")
     with pytest.raises(ValueError, match=r"t_stride must be a whole number from 1 to 100"):
         elbo(zero, s, x0, t_stride=0)
+
+
+@pytest.mark.parametrize("t_stride", [1, 7])
+def test_elbo_stream_partials_are_prefixes_of_the_result(t_stride):
+    s = make_schedule("linear", 100)
+    x0 = (torch.randint(0, 256, (4, 1, 3, 3), generator=torch.Generator().manual_seed(0)) / 255 * 2 - 1)
+    calls = []
+
+    def half(x, t, y):  # a poor x0-predictor, so that every term is positive
+        calls.append(int(t[0]))
+        return 0.5 * x
+
+    partials = list(elbo_stream(half, s, x0, "x0", t_stride=t_stride, generator=torch.Generator().manual_seed(1)))
+    final = elbo(half, s, x0, "x0", t_stride=t_stride, generator=torch.Generator().manual_seed(1))
+    last = partials[-1]
+    assert torch.equal(last.t, final.t) and torch.equal(last.terms_bpd, final.terms_bpd)
+    assert (last.prior_bpd, last.total_bpd, last.n) == (final.prior_bpd, final.total_bpd, final.n)
+    n = len(final.t)
+    assert len(partials) == n == final.n == 1 + math.ceil(99 / t_stride) and len(calls) == 2 * n  # streamed, drained
+    assert calls[:n] == final.t.tolist()  # one model call per partial, in the order of t
+    spans = torch.tensor([1] + [min(t_stride, 101 - start) for start in range(2, 101, t_stride)], dtype=torch.float64)
+    for k, part in enumerate(partials, start=1):
+        assert len(part.t) == k and part.n == n and part.complete == (k == n)
+        assert torch.equal(part.t, final.t[:k]) and torch.equal(part.terms_bpd, final.terms_bpd[:k])
+        assert part.prior_bpd == final.prior_bpd
+        assert part.total_bpd == pytest.approx(part.prior_bpd + float((spans[:k] * part.terms_bpd).sum()), rel=1e-12)
+    totals = [part.total_bpd for part in partials]
+    assert all(a < b for a, b in zip(totals, totals[1:]))  # every term is a KL or a negative log-likelihood > 0
+
+
+def test_elbo_stream_validates_before_any_model_call():
+    s = make_schedule("linear", 100)
+    calls = []
+    model = lambda x, t, y: calls.append(t) or x  # noqa: E731
+    for kwargs, match in [(dict(t_stride=101), "t_stride must be a whole number from 1 to 100"),
+                          (dict(variance="learned"), "allowed: beta, beta_tilde"),
+                          (dict(objective="score"), "allowed: eps, x0, v")]:
+        with pytest.raises(ValueError, match=match):
+            elbo_stream(model, s, torch.zeros(1, 4), **kwargs)
+    assert calls == []
