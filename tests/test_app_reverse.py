@@ -103,8 +103,8 @@ def api(**kw) -> list:
 
 
 def final_grid(path, checkpoint=None, upload=None, objective=None, method="ddim", variance="beta_tilde", eta=0.0,
-               spacing="trailing", steps=6, label=MIXED, guidance=1.0, seed=0, n=3, clip=False) -> np.ndarray:
-    """The grid of the sampler's own output for these controls, as the view documents its draws: x_T from a
+               spacing="trailing", steps=6, label=MIXED, guidance=1.0, seed=0, n=3, clip=False) -> torch.Tensor:
+    """The sampler's own output for these controls, as the view documents its draws: x_T from a
     generator seeded with the seed, the same generator for the sampler's noise, labels 0, 1, 0, ... (mixed) or
     the class."""
     model = catalogue.model_at(path)
@@ -113,17 +113,20 @@ def final_grid(path, checkpoint=None, upload=None, objective=None, method="ddim"
     y = None
     if model.class_names:
         y = torch.arange(n) % len(CLASSES) if label == MIXED else torch.full((n,), CLASSES.index(label))
-    x0 = run(sample(model, model.schedule, x_T, method=method, steps=steps, eta=eta, objective=model.objective, y=y,
-                    guidance=guidance, spacing=spacing, variance=variance, clip_x0=clip, generator=g))
-    return rl.grid(x0)
+    return run(sample(model, model.schedule, x_T, method=method, steps=steps, eta=eta, objective=model.objective,
+                      y=y, guidance=guidance, spacing=spacing, variance=variance, clip_x0=clip, generator=g))
 
 
-def streamed(g: np.ndarray) -> np.ndarray:
-    return plots.picture(g, rl.scale_to(g, rl.STREAM_PX))
+def streamed(x: torch.Tensor, label=MIXED, pixels=rl.STREAM_PX) -> np.ndarray:
+    """What the view shows of a batch of a tiny (two-class, 32 x 32) model: the grid enlarged to about `pixels`
+    but at least CAPTION_CELL_PX per image, each image captioned with its class (mixed: 0, 1, 0, ...)."""
+    names = [CLASSES[k % len(CLASSES)] if label == MIXED else label for k in range(len(x))]
+    scale = max(rl.scale_to(rl.grid(x), pixels), math.ceil(rl.CAPTION_CELL_PX / 32))
+    return rl.Drawing(scale, names)(x)
 
 
-def downloaded(g: np.ndarray) -> np.ndarray:
-    return plots.picture(g, rl.scale_to(g, rl.DOWNLOAD_PX))
+def downloaded(x: torch.Tensor) -> np.ndarray:
+    return streamed(x, pixels=rl.DOWNLOAD_PX)
 
 
 SKIP = {"__type__": "update"}  # gr.skip()
@@ -174,6 +177,31 @@ def test_grid_layout():
     assert (g[0, :p] == 1).all() and rl.grid(torch.zeros(2, 3, 4, 4)).shape[0] == 3
 
 
+def test_grids_of_a_class_conditional_model_carry_each_images_class():
+    """Each image of a conditional model's grid has its class name in a white strip under it (mixed: classes in
+    turn); the images themselves are the plain grid's, and an unconditional model's grid has no captions."""
+    x = torch.rand(3, 1, 32, 32) * 2 - 1
+    draw = rl.Drawing.of(rl.RunSettings.parse(controls(n=3)))
+    assert draw.names == ["squares", "stripes", "squares"] and draw.scale * 32 >= rl.CAPTION_CELL_PX
+    shown_, plain = draw(x), plots.picture(rl.grid(x), draw.scale)
+    cell, pad = 32 * draw.scale, rl.PAD * draw.scale
+    strip = shown_.shape[0] - plain.shape[0]
+    assert shown_.shape[1] == plain.shape[1] and strip > 0 and strip % 2 == 0  # two rows of images, one strip each
+    strip //= 2
+    assert np.array_equal(shown_[:pad + cell], plain[:pad + cell])  # the first row of images as it was
+    under = shown_[pad + cell:pad + cell + strip]  # the strip under the first row
+    columns = [under[:, pad + j * (cell + pad):pad + j * (cell + pad) + cell] for j in range(2)]
+    for column in columns:  # dark text on white, inside its image's column
+        assert (column < 128).mean() > 0.03 and (column == 255).mean() > 0.5
+    assert not np.array_equal(columns[0], columns[1])  # "squares" and "stripes" read differently
+    assert (under[:, :pad] == 255).all()
+    one = rl.Drawing.of(rl.RunSettings.parse(controls(n=3, label="stripes")))
+    assert one.names == ["stripes"] * 3
+    unconditional = rl.Drawing.of(rl.RunSettings.parse(controls(checkpoint="plain_eps_linear.safetensors")))
+    assert unconditional.names is None and np.array_equal(unconditional(x), plots.picture(rl.grid(x),
+                                                                                          unconditional.scale))
+
+
 @pytest.mark.parametrize("method,steps,max_frames", [("ddim", 6, 50), ("ddpm", 10, 4), ("dpm-solver++", 1, 50)])
 def test_frames_and_the_final_image_equal_the_sampler(monkeypatch, method, steps, max_frames):
     monkeypatch.setattr(rl, "MAX_FRAMES", max_frames)
@@ -184,7 +212,7 @@ def test_frames_and_the_final_image_equal_the_sampler(monkeypatch, method, steps
     assert rl.shown(steps) == shown and len(outs) == 1 + len(shown)
     x_T = torch.randn((5, 3, 32, 32), generator=torch.Generator().manual_seed(7))
     first = outs[0]
-    assert np.array_equal(first[OUT["x_t"]], streamed(rl.grid(x_T)))
+    assert np.array_equal(first[OUT["x_t"]], streamed(x_T))
     assert first[OUT["x0_hat"]] is None and isinstance(first[OUT["sigmas"]], go.Figure)
     assert first[OUT["trajectory"]] is None and first[OUT["downloads"]] is None  # last run's files are cleared
     for out, j in zip(outs[1:], shown):
@@ -234,7 +262,8 @@ def test_every_sampler_sigma_and_objective_runs(objective, method, variance, eta
 def test_guidance_and_classes(calls, guidance, label):
     args = dict(method="ddim", steps=2, n=3, guidance=guidance, label=label)
     outs = list(rv.generate(**controls(**args)))
-    assert np.array_equal(outs[-1][OUT["x_t"]], streamed(final_grid(catalogue.PRETRAINED / "tiny_eps.safetensors", **args)))
+    want = final_grid(catalogue.PRETRAINED / "tiny_eps.safetensors", **args)
+    assert np.array_equal(outs[-1][OUT["x_t"]], streamed(want, label))
     calls.batch.clear()
     list(rv.generate(**controls(**args)))
     assert calls.batch == [6 if guidance not in (0.0, 1.0) else 3] * 2  # conditional and null halves in one call

@@ -6,6 +6,12 @@ slot and the second stops its run while it waits its turn. Screenshots go to tes
 """
 from __future__ import annotations
 
+import io
+import urllib.request
+
+import numpy as np
+from PIL import Image
+
 WATCH = """() => {  // every src the x_t grid shows, in order
     window.reverseSources = [];
     const seen = () => {
@@ -25,10 +31,16 @@ def set_number(page, elem_id: str, value: int) -> None:
     box.press("Enter")
 
 
-def open_tab(browser, url: str, tab: str, ready: str):
-    """A new visitor (page) on the app's tab `tab`, once `ready` (a CSS selector) shows; with the list that
-    collects the page's JavaScript errors."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+def open_advanced(page) -> None:
+    """Open the reverse view's "Advanced" accordion (seed, images, noise options)."""
+    page.locator("#reverse-advanced").get_by_text("Advanced").click()
+    page.wait_for_selector("#reverse-n input", state="visible", timeout=10_000)
+
+
+def open_tab(browser, url: str, tab: str, ready: str, height: int = 1100):
+    """A new visitor (page, 1400 px wide, `height` tall) on the app's tab `tab`, once `ready` (a CSS selector)
+    shows; with the list that collects the page's JavaScript errors."""
+    page = browser.new_page(viewport={"width": 1400, "height": height})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
@@ -40,6 +52,7 @@ def open_tab(browser, url: str, tab: str, ready: str):
 def test_generate_streams_the_grid_and_stop_ends_a_run(browser, app_process_url, artifacts):
     page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot")
     set_number(page, "reverse-steps", 12)
+    open_advanced(page)
     set_number(page, "reverse-n", 9)
     page.evaluate(WATCH)
 
@@ -91,3 +104,62 @@ def test_a_stop_reaches_a_run_still_waiting_its_turn(browser, app_process_url, a
     assert second.locator("#reverse-xt img").count() == 0  # it drew nothing, not even x_T
     second.screenshot(path=artifacts / "reverse-stopped-while-waiting.png", full_page=True)
     assert not errors + more, errors + more
+
+
+LINES = """sel => [...document.querySelectorAll(sel)].filter(e => e.offsetParent !== null).map(e => {
+    const r = e.getBoundingClientRect(), lh = parseFloat(getComputedStyle(e).lineHeight);
+    return [e.textContent.trim(), Math.round(r.height / lh)]; })"""  # each visible label: (text, lines it takes)
+BOTTOM = "sel => document.querySelector(sel).getBoundingClientRect().bottom"
+
+
+def test_generate_and_the_essentials_are_in_the_first_screen(browser, app_process_url, artifacts):
+    """At 1400 x 1000 a visitor sees Generate and the essential controls without scrolling; spacing, the DDIM /
+    DDPM noise, seed, images and clipping wait behind a closed "Advanced" accordion; no label wraps in its box."""
+    page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot",
+                            height=1000)
+    for elem_id in ("reverse-generate", "reverse-stop", "reverse-checkpoint", "reverse-method", "reverse-steps",
+                    "reverse-class", "reverse-guidance"):
+        assert page.locator(f"#{elem_id}").is_visible(), elem_id
+        assert page.evaluate(BOTTOM, f"#{elem_id}") <= 1000, elem_id
+    hidden = ("reverse-eta", "reverse-spacing", "reverse-seed", "reverse-n", "reverse-clip")
+    assert not any(page.locator(f"#{elem_id}").is_visible() for elem_id in hidden)
+    page.screenshot(path=artifacts / "reverse-first-screen.png")
+    open_advanced(page)
+    assert all(page.locator(f"#{elem_id}").is_visible() for elem_id in hidden)
+    labels = page.evaluate(LINES, "[id^=reverse-] [data-testid=block-info]")
+    assert len(labels) >= 8 and all(lines == 1 for _, lines in labels), labels
+    assert not errors, errors
+
+
+def caption_bands(pixels: np.ndarray) -> list[tuple[int, int]]:
+    """(first row, height) of each band of rows that reads as a caption strip: rows largely white, with dark text
+    somewhere in the band (the white gaps between images alone have none)."""
+    white = [(row == 255).mean() > 0.3 for row in pixels]
+    bands, start = [], None
+    for i, light in enumerate([*white, False]):
+        if light and start is None:
+            start = i
+        elif not light and start is not None:
+            if (pixels[start:i] < 100).any():
+                bands.append((start, i - start))
+            start = None
+    return bands
+
+
+def test_the_sample_grid_names_each_images_class(browser, app_process_url, artifacts):
+    """After a run of the class-conditional checkpoint, every row of the x_t and x̂₀ grids has a strip of class
+    names under it, tall enough on screen to read from the back of a room."""
+    page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot")
+    set_number(page, "reverse-steps", 4)
+    page.locator("#reverse-generate").click()
+    page.wait_for_function(STATUS, arg="Done", timeout=120_000)
+    for elem_id in ("reverse-xt", "reverse-x0"):
+        img = page.locator(f"#{elem_id} img")
+        with urllib.request.urlopen(img.get_attribute("src"), timeout=30) as response:
+            pixels = np.asarray(Image.open(io.BytesIO(response.read())).convert("L"))
+        bands = caption_bands(pixels)
+        assert len(bands) == 4, bands  # 16 images, 4 rows, a strip under each
+        on_screen = img.bounding_box()["height"] / pixels.shape[0]
+        assert min(height for _, height in bands) * on_screen >= 12, (bands, on_screen)
+    page.locator("#reverse-xt").screenshot(path=artifacts / "reverse-captioned-grid.png")
+    assert not errors, errors

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
 
 HEIGHT = 320
 COLOURS = {"alpha_bar": "#1f77b4", "sqrt_alpha_bar": "#2ca02c", "sqrt_one_minus_alpha_bar": "#d62728",
@@ -30,6 +31,37 @@ def picture(x: np.ndarray, scale: int) -> np.ndarray:
     u8 = np.rint((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
     u8 = u8[0] if u8.shape[0] == 1 else u8.transpose(1, 2, 0)  # (C, H, W) -> (H, W) or (H, W, C)
     return u8.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else u8
+
+
+CAPTION_SHARE = 0.22  # a caption strip is this share of a cell's height
+CAPTION_INK = 40  # dark grey text on the white strip
+
+
+def captioned(pixels: np.ndarray, names: list[str], columns: int, cell: tuple[int, int], pad: int) -> np.ndarray:
+    """A grid picture (uint8 (H, W) or (H, W, 3), cells of `cell` = (h, w) pixels `pad` apart and around, as
+    `columns` per row, in the order of `names`) with a white caption strip under each row of cells: each cell's
+    name centred under it, in the largest type (up to the strip's height) that fits the widest name in a cell."""
+    h, w = cell
+    rows = -(-len(names) // columns)
+    strip = max(10, round(CAPTION_SHARE * h))
+    font = ImageFont.load_default(size=strip)
+    widest = max(font.getlength(name) for name in names)
+    if widest > 0.95 * w:
+        font = ImageFont.load_default(size=max(6, int(strip * 0.95 * w / widest)))
+    white = np.full((strip, *pixels.shape[1:]), 255, np.uint8)
+    bands = [pixels[:pad]]
+    for i in range(rows):
+        top = pad + i * (h + pad)
+        bands += [pixels[top:top + h], white, pixels[top + h:top + h + pad]]
+    out = Image.fromarray(np.concatenate(bands, axis=0))
+    draw = ImageDraw.Draw(out)
+    ink = CAPTION_INK if out.mode == "L" else (CAPTION_INK,) * 3
+    for k, name in enumerate(names):
+        i, j = divmod(k, columns)
+        x = pad + j * (w + pad) + w / 2
+        y = pad + i * (h + pad + strip) + h + strip / 2
+        draw.text((x, y), name, fill=ink, font=font, anchor="mm")
+    return np.asarray(out)
 
 
 def schedule_curves(t_axis: np.ndarray, curves: dict[str, dict[str, np.ndarray]], selected: str, t: int,

@@ -24,7 +24,8 @@ from explorer.app.reverse_logic import (COMPARE_OUTPUTS, DEFAULTS, DEFAULTS_B, M
                                         RunSettings, compare_stream, default_name, generate_stream, model_info,
                                         sampler_options as checked_sampler, sigma_figure, stopped)
 from explorer.app.stops import Stops
-from explorer.app.widgets import LATEX, METHOD_CHOICES, VARIANCE_CHOICES, for_visitor, sampler_options
+from explorer.app.widgets import (LATEX, METHOD_CHOICES, VARIANCE_CHOICES, for_visitor, noise_controls, sampler_choice,
+                                  sampler_options, steps_slider)
 from explorer.checkpoint import ModelConfig, read_config
 from explorer.parameterization import OBJECTIVES
 from explorer.samplers import SPACINGS
@@ -136,38 +137,33 @@ def build() -> None:
         f"No bundled image checkpoint in {catalogue.PRETRAINED.name}/: upload one (train it with train.py)."
     grid_style = ["pixelated", "reverse-grid"]
     with gr.Row():
-        with gr.Column(scale=1, min_width=300):
+        with gr.Column(scale=1, min_width=340):  # the action and the essentials first, in the first screen
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="reverse-generate")
+                stop = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
             checkpoint = gr.Dropdown(catalogue.checkpoint_choices(), value=start or UPLOAD, label="Checkpoint",
                                      elem_id="reverse-checkpoint")
+            method = sampler_choice("reverse", d["method"])
+            steps = steps_slider("reverse", T, d["steps"])
+            label = gr.Dropdown([MIXED, *classes], value=MIXED, label="Class", visible=bool(classes),
+                                elem_id="reverse-class")
+            guidance = gr.Slider(0, MAX_GUIDANCE, value=d["guidance"], step=0.25, visible=bool(classes),
+                                 label="Guidance w", info="0: unconditional · 1: conditional · > 1: further",
+                                 elem_id="reverse-guidance")
+            with gr.Accordion("Advanced", open=False, elem_id="reverse-advanced"):
+                variance, eta, spacing = noise_controls("reverse", d["method"], d["variance"], d["eta"],
+                                                        d["spacing"])
+                with gr.Row():
+                    seed = gr.Number(d["seed"], precision=0, minimum=0, label="Seed", elem_id="reverse-seed")
+                    n = gr.Slider(1, MAX_IMAGES, value=d["n"], step=1, label="Images", elem_id="reverse-n")
+                clip = gr.Checkbox(d["clip"], label="Clip x̂₀ to [−1, 1]", elem_id="reverse-clip")
             objective = gr.Radio(list(OBJECTIVES), value=config.objective if config else "eps",
-                                 label="The network predicts (switches to the checkpoint trained for it)",
+                                 label="The network predicts", info="switches to the checkpoint trained for it",
                                  elem_id="reverse-objective")
             info_md = gr.Markdown(info, latex_delimiters=LATEX, elem_id="reverse-info")
             with gr.Accordion("Upload a checkpoint", open=False):
                 upload = gr.File(label=f".safetensors from train.py, at most {MAX_UPLOAD_BYTES >> 20} MB",
                                  file_types=[".safetensors"], type="filepath", elem_id="reverse-upload")
-            method = gr.Radio(METHOD_CHOICES, value=d["method"], label="Sampler",
-                              elem_id="reverse-method")
-            variance = gr.Radio(VARIANCE_CHOICES, value=d["variance"],
-                                label="DDPM noise", visible=d["method"] == "ddpm", elem_id="reverse-variance")
-            eta = gr.Slider(0, 1, value=d["eta"], step=0.05, label="η (0: deterministic DDIM, 1: DDPM-like)",
-                            visible=d["method"] == "ddim", elem_id="reverse-eta")
-            spacing = gr.Radio(list(SPACINGS), value=d["spacing"], label="Timestep spacing",
-                               elem_id="reverse-spacing")
-            steps = gr.Slider(1, T, value=min(d["steps"], T), step=1, label="Steps (model calls)",
-                              elem_id="reverse-steps")
-            label = gr.Dropdown([MIXED, *classes], value=MIXED, label="Class", visible=bool(classes),
-                                elem_id="reverse-class")
-            guidance = gr.Slider(0, MAX_GUIDANCE, value=d["guidance"], step=0.25, visible=bool(classes),
-                                 label="Guidance w (0: unconditional, 1: conditional, > 1: further)",
-                                 elem_id="reverse-guidance")
-            with gr.Row():
-                seed = gr.Number(d["seed"], precision=0, minimum=0, label="Seed", elem_id="reverse-seed")
-                n = gr.Slider(1, MAX_IMAGES, value=d["n"], step=1, label="Images", elem_id="reverse-n")
-            clip = gr.Checkbox(d["clip"], label="Clip x̂₀ to [−1, 1]", elem_id="reverse-clip")
-            with gr.Row():
-                run = gr.Button("Generate", variant="primary", elem_id="reverse-generate")
-                stop = gr.Button("Stop", variant="stop", elem_id="reverse-stop")
         with gr.Column(scale=3):
             with gr.Row():
                 x_t = gr.Image(label="x_t", format="png", interactive=False, elem_id="reverse-xt",

@@ -10,7 +10,9 @@ Seeds: one torch.Generator seeded with the seed draws x_T, then the sampler's fr
 each of its two runs its own generator with the same seed, so both start from the same x_T.
 
 Frames: x_T first, then x after every k-th step and after the last, k = ceil(steps / MAX_FRAMES), so a run
-streams at most MAX_FRAMES + 1 frames, small (STREAM_PX; the page enlarges them without smoothing). A stream
+streams at most MAX_FRAMES + 1 frames, small (STREAM_PX; the page enlarges them without smoothing). The grids of a
+class-conditional model carry each image's class name in a caption strip under it, drawn into the picture (so the
+downloaded PNG keeps them; the GIF stays the small plain grids); a cell is then at least CAPTION_CELL_PX wide. A stream
 yields a dict of the outputs (OUTPUTS, COMPARE_OUTPUTS) that change; a run stopped by its flag
 (explorer.app.stops) ends with its status saying where it stopped.
 """
@@ -46,6 +48,7 @@ MAX_FRAMES = 50  # frames streamed per run besides x_T
 STREAM_PX = 128  # streamed grids are enlarged by whole pixels up to about this size
 DOWNLOAD_PX = 512  # and the final grid to download up to about this size
 PAD = 2  # white pixels between the images of a grid
+CAPTION_CELL_PX = 84  # a captioned grid is enlarged until each image is at least this wide, so its name reads
 GIF_MS, GIF_HOLD_MS = 100, 1500  # per GIF frame, and for the last one
 KEEP_S = 3600  # result folders older than this are deleted when a new run saves its own
 OUT_DIR = Path(tempfile.gettempdir()) / "diffusion-explorer-reverse"
@@ -212,6 +215,40 @@ def scale_to(g: np.ndarray, pixels: int) -> int:
     return max(1, pixels // max(g.shape[1:]))
 
 
+def cell_names(settings: RunSettings) -> list[str] | None:
+    """The class name of each image of the run's grid, in order (None for an unconditional model)."""
+    y = batch_labels(settings, torch.device("cpu"))
+    return None if y is None else [settings.config.class_names[k] for k in y.tolist()]
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """How a run's grids are drawn: enlarged `scale` times, with each image's class name under it (names;
+    None: no captions)."""
+    scale: int
+    names: list[str] | None
+
+    @classmethod
+    def of(cls, settings: RunSettings, pixels: int = STREAM_PX, captions: bool = True) -> Drawing:
+        """The grids of this run at about `pixels`, captioned if asked and the model has classes (and then at
+        least CAPTION_CELL_PX per image)."""
+        g = grid(torch.zeros(settings.n, *settings.config.sample_shape))
+        names = cell_names(settings) if captions else None
+        scale = scale_to(g, pixels)
+        if names:
+            scale = max(scale, math.ceil(CAPTION_CELL_PX / settings.config.sample_shape[-1]))
+        return cls(scale, names)
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        """The batch x (N, C, H, W) as uint8 pixels: the grid, enlarged, captioned."""
+        pixels = plots.picture(grid(x), self.scale)
+        if self.names is None:
+            return pixels
+        s = self.scale
+        return plots.captioned(pixels, self.names, math.ceil(math.sqrt(x.shape[0])), (x.shape[-2] * s,
+                               x.shape[-1] * s), PAD * s)
+
+
 def gif_frame(x: np.ndarray, x0: np.ndarray | None) -> np.ndarray:
     """The streamed pictures of x and x0_hat side by side (grey where there is no guess yet)."""
     right = x0 if x0 is not None else np.full_like(x, 128)
@@ -306,24 +343,23 @@ def model_info(path: Path, config: ModelConfig) -> str:
 def generate_stream(settings: RunSettings, running) -> Iterator[dict]:
     """One run for Generate, as dicts of the OUTPUTS that change: x_T with the sigma plot (clearing the last
     run's x0_hat, GIF and downloads), then every shown step; the last adds the trajectory GIF (the streamed
-    pictures) and the downloads (the final grid as a PNG of about DOWNLOAD_PX, the GIF). `running` is the run's
+    pictures, without captions) and the downloads (the final grid as a PNG of about DOWNLOAD_PX, the GIF). `running` is the run's
     explorer.app.stops.Running: its flag stops the run, and a stopped run ends with a status saying where."""
     start = time.perf_counter()
-    scale, gif, done = 0, [], False
+    draw, gif, done = Drawing.of(settings), [], False
+    plain = Drawing.of(settings, captions=False)  # the GIF's frames
     for f in trajectory(settings, running.stop):
         if not running.show(f"step {f.step} of {f.n}"):
             break
-        g = grid(f.x)
-        scale = scale or scale_to(g, STREAM_PX)
-        x_img = plots.picture(g, scale)
-        x0_img = plots.picture(grid(f.x0_hat), scale) if f.x0_hat is not None else None
-        gif.append(gif_frame(x_img, x0_img))
+        x_img = draw(f.x)
+        x0_img = draw(f.x0_hat) if f.x0_hat is not None else None
+        gif.append(gif_frame(plain(f.x), plain(f.x0_hat) if f.x0_hat is not None else None))
         update = {"x_t": x_img, "x0_hat": x0_img, "status": status(settings, f, time.perf_counter() - start)}
         if f.step == 0:
             update |= {"sigmas": sigma_figure(settings.config, [("", settings.sampler)]), "trajectory": None,
                        "downloads": None}
         elif f.step == f.n:
-            png, anim = save_results(plots.picture(g, scale_to(g, DOWNLOAD_PX)), gif)
+            png, anim = save_results(Drawing.of(settings, DOWNLOAD_PX)(f.x), gif)
             done = True
             update |= {"trajectory": str(anim), "downloads": [str(png), str(anim)]}
         yield update
@@ -335,17 +371,13 @@ def generate_stream(settings: RunSettings, running) -> Iterator[dict]:
 def compare_stream(a: RunSettings, b: RunSettings, running) -> Iterator[dict]:
     """Two runs from the same x_T side by side, as dicts of the COMPARE_OUTPUTS that change."""
     start = time.perf_counter()
-    scale, done = 0, False
+    draw, done = Drawing.of(a), False  # A and B share the class and the number of images
     for fa, fb in side_by_side(a, b, running.stop):
         if not running.show(f"A: step {fa.step} of {fa.n}, B: step {fb.step} of {fb.n}"):
             break
-        ga, gb = grid(fa.x), grid(fb.x)
-        scale = scale or scale_to(ga, STREAM_PX)
-        update = {"x_t_a": plots.picture(ga, scale), "x0_hat_a": None, "x_t_b": plots.picture(gb, scale),
-                  "x0_hat_b": None}
+        update = {"x_t_a": draw(fa.x), "x0_hat_a": None, "x_t_b": draw(fb.x), "x0_hat_b": None}
         if fa.x0_hat is not None:
-            update |= {"x0_hat_a": plots.picture(grid(fa.x0_hat), scale),
-                       "x0_hat_b": plots.picture(grid(fb.x0_hat), scale)}
+            update |= {"x0_hat_a": draw(fa.x0_hat), "x0_hat_b": draw(fb.x0_hat)}
         seconds = time.perf_counter() - start
         done = fa.step == fa.n and fb.step == fb.n
         update["status"] = (f"{'**Done**' if done else 'Same x_T'} (seed {a.seed}), {seconds:.1f} s\n\n"

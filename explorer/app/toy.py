@@ -18,10 +18,9 @@ from explorer.app.stops import Stops
 from explorer.app.toy_logic import (CLIP, DEFAULTS, FIELDS, MAX_GUIDANCE, PARTICLES, SOURCES, T_CHOICES,
                                     TRAIN_STEPS, UNCONDITIONAL, Setup, ToySettings, forget, forward_view,
                                     model_info, reverse_frames, stopped_training, train_updates)
-from explorer.app.widgets import LATEX, METHOD_CHOICES, VARIANCE_CHOICES, for_visitor, sampler_options
+from explorer.app.widgets import LATEX, for_visitor, noise_controls, sampler_choice, sampler_options, steps_slider
 from explorer.data import TOY_DATASETS, toy_info
 from explorer.parameterization import OBJECTIVES
-from explorer.samplers import SPACINGS
 from explorer.schedules import SCHEDULES, T_RANGE
 
 TITLE = "2D toy lab"
@@ -128,20 +127,13 @@ def build() -> None:
                 n = gr.Slider(*PARTICLES, value=d["n"], step=100, label="Particles", elem_id="toy-n")
                 seed = gr.Number(d["seed"], precision=0, minimum=0, label="Seed", elem_id="toy-seed")
             with gr.Accordion("Sampler", open=True):
-                method = gr.Radio(METHOD_CHOICES, value=d["method"], label="Sampler",
-                                  elem_id="toy-method")
-                variance = gr.Radio(VARIANCE_CHOICES, value=d["variance"],
-                                    label="DDPM noise", visible=d["method"] == "ddpm", elem_id="toy-variance")
-                eta = gr.Slider(0, 1, value=d["eta"], step=0.05, label="η (0: deterministic DDIM, 1: DDPM-like)",
-                                visible=d["method"] == "ddim", elem_id="toy-eta")
-                spacing = gr.Radio(list(SPACINGS), value=d["spacing"], label="Timestep spacing",
-                                   elem_id="toy-spacing")
-                steps = gr.Slider(1, d["T"], value=d["steps"], step=1, label="Steps (model calls)",
-                                  elem_id="toy-steps")
+                method = sampler_choice("toy", d["method"])
+                variance, eta, spacing = noise_controls("toy", d["method"], d["variance"], d["eta"], d["spacing"])
+                steps = steps_slider("toy", d["T"], d["steps"])
                 label = gr.Dropdown([UNCONDITIONAL, *([MIXED, *classes] if classes else [])], value=d["label"],
                                     label="Class", visible=bool(classes), elem_id="toy-class")
                 guidance = gr.Slider(0, MAX_GUIDANCE, value=d["guidance"], step=0.25, visible=bool(classes),
-                                     label="Guidance w (needs a class; 1: conditional)", elem_id="toy-guidance")
+                                     label="Guidance w", info="needs a class · 1: conditional", elem_id="toy-guidance")
                 clip = gr.Checkbox(d["clip"], label=f"Clip x̂₀ to [−{CLIP:g}, {CLIP:g}]", elem_id="toy-clip")
         with gr.Column(scale=4):
             t = gr.Slider(0, d["T"], value=d["t"], step=1, label="Forward: t (0 is the data, T is pure noise)",
