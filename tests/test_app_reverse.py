@@ -245,6 +245,21 @@ def test_steps_follow_the_sampler_and_sigma_plot(calls):
     assert np.allclose(redrawn.data[-1].y, used.y)
 
 
+@pytest.mark.parametrize("method,eta,zero", [("ddim", 0.0, True), ("dpm-solver++", 0.0, True),
+                                             ("ddim", 0.5, False), ("ddpm", 0.0, False)])
+def test_a_sigma_of_zero_is_explained_on_the_plot(method, eta, zero):
+    """A sampler that adds no fresh noise draws its sigma on 0, above the axis line, with an arrow in its colour
+    saying so; one that adds noise gets no such note."""
+    figure = rv.sigma_plot(checkpoint="tiny_eps.safetensors", upload=None, objective="eps", method=method,
+                           variance="beta_tilde", eta=eta, spacing="trailing", steps=5)
+    go.Figure(figure.to_dict())  # every property name valid
+    notes = [a for a in figure.layout.annotations if "σ = 0" in a.text]
+    assert len(notes) == zero and figure.layout.yaxis.range[0] < 0
+    if zero:
+        assert "deterministic, no fresh noise" in notes[0].text and notes[0].y == 0
+        assert notes[0].arrowcolor == figure.data[-1].line.color
+
+
 @pytest.mark.parametrize("objective", ["eps", "x0", "v"])
 @pytest.mark.parametrize("method,variance,eta", SAMPLERS)
 def test_every_sampler_sigma_and_objective_runs(objective, method, variance, eta):

@@ -163,3 +163,19 @@ def test_the_sample_grid_names_each_images_class(browser, app_process_url, artif
         assert min(height for _, height in bands) * on_screen >= 12, (bands, on_screen)
     page.locator("#reverse-xt").screenshot(path=artifacts / "reverse-captioned-grid.png")
     assert not errors, errors
+
+
+def test_a_sigma_of_zero_says_what_it_means(browser, app_process_url):
+    """The default sampler, DDIM with eta = 0, adds no fresh noise: its sigma line lies on 0, and the plot says
+    so instead of looking empty; with eta = 1 the note goes."""
+    page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot")
+    note = page.locator("#reverse-sigmas .annotation-text", has_text="σ = 0 on every step")
+    assert note.is_visible() and "deterministic, no fresh noise" in note.text_content()
+    plot = page.locator("#reverse-sigmas .nsewdrag").bounding_box()  # the plot area
+    line = page.locator("#reverse-sigmas .scatterlayer .trace .js-line").last.bounding_box()  # the run's sigma
+    assert line["height"] <= 2 and line["y"] + line["height"] < plot["y"] + plot["height"] - 4  # flat, above the axis
+    open_advanced(page)
+    set_number(page, "reverse-eta", 1)
+    page.wait_for_function("() => !document.querySelector('#reverse-sigmas').innerText.includes('σ = 0')",
+                           timeout=20_000)
+    assert not errors, errors

@@ -160,7 +160,9 @@ RUN_COLOURS = ("#ff7f0e", "#9467bd")  # the sampler runs drawn by sampler_sigmas
 def sampler_sigmas(t_axis: np.ndarray, sqrt_beta: np.ndarray, sqrt_beta_tilde: np.ndarray,
                    runs: list[tuple[str, np.ndarray, np.ndarray]], title: str) -> go.Figure:
     """The noise scale sigma each sampler run adds on its step from t (one trace of markers and lines per
-    (name, t, sigma) in `runs`), over the reference curves sqrt(beta_t) and sqrt(beta_tilde_t) against t_axis."""
+    (name, t, sigma) in `runs`), over the reference curves sqrt(beta_t) and sqrt(beta_tilde_t) against t_axis.
+    A run whose sigma is 0 on every step (DDIM with eta = 0, DPM-Solver++) gets an arrow in its colour saying
+    what that means."""
     data = [
         {"type": "scatter", "mode": "lines", "x": t_axis, "y": sqrt_beta, "name": "√β_t (σ² = β_t, all T steps)",
          "line": {"color": "#7f7f7f", "dash": "dot", "width": 1.5}, "hoverinfo": "x+y+name"},
@@ -168,15 +170,23 @@ def sampler_sigmas(t_axis: np.ndarray, sqrt_beta: np.ndarray, sqrt_beta_tilde: n
          "name": "√β̃_t (σ² = β̃_t, all T steps)", "line": {"color": "#2ca02c", "dash": "dash", "width": 1.5},
          "hoverinfo": "x+y+name"},
     ]
-    for (name, t, sigma), colour in zip(runs, RUN_COLOURS):
+    annotations = []
+    for k, ((name, t, sigma), colour) in enumerate(zip(runs, RUN_COLOURS)):
         data.append({"type": "scatter", "mode": "lines+markers", "x": t, "y": sigma, "name": name,
                      "line": {"color": colour, "width": 2}, "marker": {"size": 5}, "hoverinfo": "x+y+name"})
+        if not np.any(sigma):  # a flat line on the axis reads as an empty plot: say what it means
+            annotations.append({"x": float(np.median(t)), "y": 0, "ax": 0, "ay": -40 - 30 * k, "showarrow": True,
+                                "arrowcolor": colour, "arrowhead": 2, "bgcolor": "rgba(255, 255, 255, 0.9)",
+                                "bordercolor": colour, "font": {"color": colour, "size": 13},
+                                "text": "σ = 0 on every step: deterministic, no fresh noise"})
     return _figure(data, {
         "title": {"text": title, "font": {"size": 14}},
         "legend": {"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top", "bgcolor": "rgba(255, 255, 255, 0.8)",
                    "font": {"size": 11}},
         "xaxis": {"title": {"text": "t (the model's timestep on that step)"}, "range": [0, float(t_axis[-1])]},
-        "yaxis": {"title": {"text": "σ, the scale of the fresh noise"}, "range": [0, 1.05]},
+        "yaxis": {"title": {"text": "σ, the scale of the fresh noise"}, "range": [-0.04, 1.05],
+                  "zeroline": False},  # below 0, so a run at sigma = 0 is drawn above the axis, not hidden by it
+        "annotations": annotations,
     })
 
 
