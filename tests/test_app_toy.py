@@ -211,6 +211,7 @@ def test_stopped_training_ends_before_its_next_step_and_keeps_its_last_update(mo
                      seed=0, trained=None)
     first = next(run_)
     path = first[3]
+    assert all(plot.visible and isinstance(plot.value, dict) for plot in first[:2])  # the plots appear with data
     text, download = toy.stop_training(mine)
     step = tl.read_config(path).step
     assert text == f"**Stopped** at step {step}: that model is kept (model: trained here) and can be downloaded."

@@ -13,7 +13,8 @@ TEXT = "([id, text]) => document.querySelector('#' + id).innerText.includes(text
 
 
 def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, artifacts):
-    page, errors = open_tab(browser, app_process_url, "2D toy lab", "#toy-train")
+    page, errors = open_tab(browser, app_process_url, "2D toy lab", "#toy-train-live")
+    page.locator("#toy-train-live").get_by_text("Train live").click()
     set_number(page, "toy-train-steps", 20000)
     page.locator("#toy-train").click()
     page.wait_for_function(TEXT, arg=["toy-train-text", "of 20000"], timeout=120_000)  # the first update
@@ -25,6 +26,8 @@ def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, ar
     assert page.locator("#toy-train-text").inner_text() == stopped
     page.wait_for_function(TEXT, arg=["toy-model-info", "the model trained here"], timeout=30_000)
     assert page.locator("#toy-download").is_visible()
+    for elem_id in ("toy-curves", "toy-preview"):  # they appeared with the first update
+        assert page.locator(f"#{elem_id} .js-plotly-plot").is_visible(), elem_id
     page.screenshot(path=artifacts / "toy-after-stop.png", full_page=True)
     assert not errors, errors
 
@@ -41,4 +44,22 @@ def test_the_first_forward_frame_shows_its_particles(browser, app_process_url, a
     where = page.evaluate(POINTS, "toy-forward")
     assert len(set(where)) > 1500  # distinct positions, not one stacked dot
     page.screenshot(path=artifacts / "toy-first-frame.png", full_page=True)
+    assert not errors, errors
+
+
+EMPTY = """() => [...document.querySelectorAll('#toy-train-live [aria-label="Empty value"]')]
+    .filter(e => e.getBoundingClientRect().height > 0).length"""  # empty placeholders a visitor sees
+
+
+def test_train_live_shows_no_empty_plots_before_training(browser, app_process_url, artifacts):
+    """The "Train live" section opens collapsed; collapsed or opened, it shows no empty plot placeholders
+    before anything was trained (the plots appear with the first update)."""
+    page, errors = open_tab(browser, app_process_url, "2D toy lab", "#toy-forward .js-plotly-plot")
+    assert not page.locator("#toy-train").is_visible()  # collapsed
+    assert page.evaluate(EMPTY) == 0
+    page.locator("#toy-train-live").get_by_text("Train live").click()
+    page.wait_for_selector("#toy-train", state="visible", timeout=10_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate(EMPTY) == 0
+    page.locator("#toy-train-live").screenshot(path=artifacts / "toy-train-live-opened.png")
     assert not errors, errors

@@ -87,8 +87,10 @@ def train(request: gr.Request = None, **controls):
                 break
             source = gr.Radio(value="trained here") if first else gr.skip()
             download = gr.DownloadButton(value=u.path, visible=True) if u.step == u.total else gr.skip()
+            curves, cloud = (gr.Plot(u.curves, visible=True), gr.Plot(u.cloud, visible=True)) if first else \
+                (u.curves, u.cloud)  # hidden until there is something to draw: no empty placeholders
             first = False
-            yield u.curves, u.cloud, u.text, u.path, source, download
+            yield curves, cloud, u.text, u.path, source, download
         if running.stop.is_set():
             text, download = training_stopped(running.shown)
             yield gr.skip(), gr.skip(), text, gr.skip(), gr.skip(), download
@@ -149,7 +151,8 @@ def build() -> None:
                     reverse_plot = gr.Plot(show_label=False, elem_id="toy-reverse")
                     reverse_text = gr.Markdown("Press **Generate** to watch the particles find the data.",
                                                elem_id="toy-reverse-text")
-            with gr.Accordion("Train live: a new model on this toy, in your browser", open=True):
+            with gr.Accordion("Train live: a new model on this toy, in your browser", open=False,
+                              elem_id="toy-train-live"):
                 with gr.Row(equal_height=True):
                     train_steps = gr.Slider(*TRAIN_STEPS, value=d["train_steps"], step=50, scale=4,
                                             label="Training steps (batch 256; a few hundred fit two moons)",
@@ -162,8 +165,8 @@ def build() -> None:
                                          "sampled by **Generate** (model: trained here) and loads in train.py's "
                                          "`load_model`.", elem_id="toy-train-text")
                 with gr.Row(equal_height=False):
-                    curves = gr.Plot(show_label=False, elem_id="toy-curves")
-                    preview = gr.Plot(show_label=False, elem_id="toy-preview")
+                    curves = gr.Plot(show_label=False, visible=False, elem_id="toy-curves")
+                    preview = gr.Plot(show_label=False, visible=False, elem_id="toy-preview")
     trained = gr.State(None, delete_callback=forget)
     T_shown = gr.State(d["T"])
 
