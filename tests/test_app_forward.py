@@ -90,11 +90,12 @@ def test_values_match_the_explorer_functions(schedule, T, t):
     ab = float(s.alpha_bars[t])
     assert rf"\prod_{{s=1}}^{{t}} (1-\beta_s) = {fl.num(ab)}$" in out[OUT["text_curves"]]
     assert ab < 1e-3 or f"= {ab:.4f}$" in out[OUT["text_curves"]]  # e.g. "= 0.3702$"
-    assert rf"\sqrt{{\bar\alpha_t}} = {fl.num(float(s.sqrt_alpha_bars[t]))}$" in out[OUT["text_images"]]
+    assert rf"= {fl.num(float(s.sqrt_alpha_bars[t]))}\,x_0 + " in out[OUT["text_images"]]
     assert f"floor $1-\\bar\\alpha_t = {fl.num(f.floor)}$" in out[OUT["text_spectrum"]]
     assert f"std $= {f.x_t.std():.4f}$" in out[OUT["text_histogram"]]
-    markers = out[OUT["curves"]].data[-1]
-    assert list(markers.x) == [t] * 4
+    markers, snr = out[OUT["curves"]].data[-2:]  # the SNR's on its own axis
+    assert list(markers.x) == [t] * 3 and list(snr.x) == [t] and snr.yaxis == "y2"
+    assert snr.y[0] == pytest.approx(ab / (1 - ab)) or t == 0
     assert markers.y[0] == pytest.approx(ab) and markers.y[2] == pytest.approx(math.sqrt(1 - ab))
 
 

@@ -73,3 +73,49 @@ def test_the_spectrum_axis_reads_in_order(browser, app_process_url):
                            ".map(t => [t.getBoundingClientRect().x, t.textContent])")
     ordered = [float(text) for _, text in sorted(labels)]
     assert len(ordered) >= 3 and ordered == sorted(ordered) and len(set(ordered)) == len(ordered), labels
+
+
+INSIDE = """id => {  // each drawn curve's box against the plot area's (both axes share it)
+    const area = document.querySelector(`#${id} .nsewdrag`).getBoundingClientRect();
+    return [...document.querySelectorAll(`#${id} .scatterlayer .trace .js-line`)].map(line => {
+        const r = line.getBoundingClientRect();
+        return r.top >= area.top - 2 && r.bottom <= area.bottom + 2; }); }"""
+SIZES = "sel => [...document.querySelectorAll(sel)].map(e => parseFloat(getComputedStyle(e).fontSize))"
+PROSE = """sel => [...document.querySelectorAll(`${sel} p`)].map(p => {  // the words, formulas left out
+    const words = p.cloneNode(true);
+    words.querySelectorAll('.katex').forEach(k => k.remove());
+    return words.textContent; }).join(' ').trim().length"""
+
+
+def test_the_snr_stays_on_its_own_axis_and_the_texts_name_their_equations(browser, app_process_url):
+    """The SNR (about 10^4 down to 0) is drawn on a log axis of its own, inside the plot, not off the top of the
+    0-1 axis; the texts cite the paper's equations by name, not the project's seed notes."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_process_url)
+    page.wait_for_selector("#forward-curves .js-plotly-plot .js-line", timeout=60_000)
+    inside = page.evaluate(INSIDE, "forward-curves")
+    assert len(inside) >= 8 and all(inside), inside
+    assert "SNR" in page.locator("#forward-curves .g-y2title").text_content()
+    texts = page.locator("#forward-text-images").inner_text()
+    assert "DDPM eq. 4" in texts and "DDPM eq. 2" in texts
+    assert not any("seed 00" in page.locator(f"#forward-text-{k}").inner_text()
+                   for k in ("images", "curves", "spectrum", "histogram"))
+
+
+def test_plots_and_formulas_read_on_a_projector(browser, app_process_url, artifacts):
+    """Plot text at 13 px or more (ticks 15, titles 17), each text panel one displayed key formula, set larger
+    than the prose, and the prose short."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_process_url)
+    page.wait_for_selector("#forward-histogram .js-plotly-plot .xtick", timeout=60_000)
+    for plot in ("forward-curves", "forward-spectrum", "forward-histogram"):
+        assert min(page.evaluate(SIZES, f"#{plot} .xtick text, #{plot} .ytick text")) >= 15, plot
+        assert min(page.evaluate(SIZES, f"#{plot} .gtitle")) >= 17, plot
+        assert min(page.evaluate(SIZES, f"#{plot} .legendtext, #{plot} .annotation-text"), default=13) >= 13, plot
+    for panel in ("images", "curves", "spectrum", "histogram"):
+        box = f"#forward-text-{panel}"
+        assert page.locator(f"{box} .katex-display").count() == 1, panel
+        prose = page.evaluate(SIZES, f"{box} p")[0]
+        assert page.evaluate(SIZES, f"{box} .katex-display > .katex")[0] >= 1.3 * prose >= 1.3 * 14, panel
+        assert page.evaluate(PROSE, box) < 400, panel
+    page.screenshot(path=artifacts / "forward-projector.png", full_page=True)

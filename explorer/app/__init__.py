@@ -14,6 +14,7 @@ QUEUE_SIZE = 64  # waiting events beyond this are refused with "queue full" inst
 CONCURRENCY = 2  # events of one kind run at most this many at once
 MAX_FILE_SIZE = "20mb"
 CSS = "\n".join([".pixelated img { image-rendering: pixelated; }  /* enlarge small images by whole pixels */",
+                 ".katex { font-size: 1.15em; } .katex-display > .katex { font-size: 1.4em; }  /* projector */",
                  *(getattr(view, "CSS", "") for view in VIEWS)])
 THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: works offline
                        font_mono=["ui-monospace", "monospace"])

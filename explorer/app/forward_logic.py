@@ -73,11 +73,11 @@ class ForwardSettings:
         """The controls as the page sends them (a dict named as DEFAULTS); ValueError names what is wrong."""
         c = {**DEFAULTS, **controls}
         image, upload = checks.choice("image", c["image"], [*GALLERY, UPLOAD]), c["upload"]
+        checks.choice("resolution", c["size"], SIZES)  # checked even when unused: a bad value is a message
+        checks.choice("colour", c["colour"], MODES)
         if image == UPLOAD:
             if not upload:
                 raise UserInputError("upload an image first")
-            checks.choice("resolution", c["size"], SIZES)
-            checks.choice("colour", c["colour"], MODES)
             if not Path(upload).is_file():
                 raise UserInputError("the uploaded file is no longer on the server; please upload it again")
         T = checks.whole("T", c["T"], *T_RANGE)
@@ -189,7 +189,7 @@ def snapshot(sc: Scene, t: int) -> Snapshot:
     """Compute what t shows: x_t both ways, its spectrum against x_0's, its histogram."""
     sched, pic = sc.schedule, sc.picture
     t = checks.whole("t", t, 0, sched.T, f" (T = {sched.T})")
-    x_t = q_sample(sched, pic.x0, t, sc.eps)  # seed 001, eq. 1
+    x_t = q_sample(sched, pic.x0, t, sc.eps)  # seed 001, eq. 1 (DDPM eq. 4)
     _, power_t = radial_power_spectrum(x_t)
     pixels = x_t.numpy()
     counts, _ = np.histogram(pixels, bins=HIST_EDGES)
@@ -254,57 +254,49 @@ def _text_images(sc: Scene, snap: Snapshot, values: dict[str, float]) -> str:
     sched = sc.schedule
     beta = num(float(sched.betas[snap.t])) if snap.t else "0"
     return (
-        f"**t = {snap.t} of T = {sched.T}** ({sched.name} schedule, seed {sc.seed}). "
-        "Pixels are shown clipped to [−1, 1].\n\n"
-        r"**Closed form**, one draw (seed 001, eq. 1): $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,"
-        rf"\varepsilon$ with $\sqrt{{\bar\alpha_t}} = {num(values['sqrt_alpha_bar'])}$ and "
-        rf"$\sqrt{{1-\bar\alpha_t}} = {num(values['sqrt_one_minus_alpha_bar'])}$.""\n\n"
-        r"**Iterated chain**, t steps: $x_s = \sqrt{\alpha_s}\,x_{s-1} + \sqrt{\beta_s}\,\varepsilon_s$ for "
-        rf"$s = 1, \dots, t$ (here $\beta_t = {beta}$).""\n\n"
-        r"**Same seed family**: one generator seeded with the seed draws $\varepsilon_1, \varepsilon_2, \dots$ "
-        r"The closed form uses $\varepsilon = \varepsilon_1$ (right) at every t; the chain uses "
-        r"$\varepsilon_1, \dots, \varepsilon_t$. At t = 1 the two pictures agree exactly; later they are different "
-        r"draws of the same $q(x_t \mid x_0) = \mathcal N(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I)$, "
-        "because independent Gaussian steps merge into one (seed 002)."
+        f"**t = {snap.t} of T = {sched.T}** · {sched.name} schedule · seed {sc.seed}\n\n"
+        rf"$$x_t = \sqrt{{\bar\alpha_t}}\,x_0 + \sqrt{{1-\bar\alpha_t}}\,\varepsilon = "
+        rf"{num(values['sqrt_alpha_bar'])}\,x_0 + {num(values['sqrt_one_minus_alpha_bar'])}\,\varepsilon$$""\n\n"
+        r"**Closed form**: one draw of $q(x_t \mid x_0)$, DDPM eq. 4. **Iterated chain**: t small steps "
+        rf"$q(x_s \mid x_{{s-1}})$, DDPM eq. 2 (here $\beta_t = {beta}$). Both take one seed's draws: the closed "
+        "form uses the first, ε (right), so at t = 1 the two pictures agree; later they are two draws of the "
+        "same Gaussian, since Gaussian steps merge into one."
     )
 
 
 def _text_curves(sc: Scene, snap: Snapshot, values: dict[str, float]) -> str:
     sched = sc.schedule
-    others = ", ".join(rf"{name}: $\bar\alpha_t = {num(float(schedule(name, sched.T).alpha_bars[snap.t]))}$"
+    others = ", ".join(rf"{name} $\bar\alpha_t = {num(float(schedule(name, sched.T).alpha_bars[snap.t]))}$"
                        for name in SCHEDULES if name != sched.name)
-    log_snr = num(float(sched.log_snr[snap.t]))
     return (
-        rf"$\bar\alpha_t = \prod_{{s=1}}^{{t}} (1-\beta_s) = {num(values['alpha_bar'])}$, "
-        rf"$\sqrt{{\bar\alpha_t}} = {num(values['sqrt_alpha_bar'])}$ (how much of $x_0$ is left), "
-        rf"$\sqrt{{1-\bar\alpha_t}} = {num(values['sqrt_one_minus_alpha_bar'])}$ (the noise's scale) and "
-        rf"$\mathrm{{SNR}}_t = \bar\alpha_t / (1-\bar\alpha_t) = {num(values['snr'])}$ "
-        rf"($\log \mathrm{{SNR}}_t = {log_snr}$). The other schedule at the same t: {others}.""\n\n"
-        r"The SNR falls through 1 where $\bar\alpha_t = 1/2$. The cosine schedule keeps more signal in the middle "
-        "of the process and drops the SNR faster near the end than the linear one (seed 002)."
+        rf"$$\bar\alpha_t = \prod_{{s=1}}^{{t}} (1-\beta_s) = {num(values['alpha_bar'])}$$""\n\n"
+        rf"Signal left $\sqrt{{\bar\alpha_t}} = {num(values['sqrt_alpha_bar'])}$, noise "
+        rf"$\sqrt{{1-\bar\alpha_t}} = {num(values['sqrt_one_minus_alpha_bar'])}$, "
+        rf"$\mathrm{{SNR}}_t = \bar\alpha_t / (1-\bar\alpha_t) = {num(values['snr'])}$ (right axis, log). "
+        f"Other schedule: {others}. The SNR falls through 1 where ᾱ_t = 1/2; cosine keeps more signal "
+        "mid-way than linear."
     )
 
 
 def _text_spectrum(snap: Snapshot) -> str:
     if snap.crossover is None:
-        drowned = "The signal stays above the noise floor at every frequency: nothing is drowned yet."
+        drowned = "The signal is above the floor at every frequency: nothing is drowned yet."
     else:
-        drowned = (rf"Crossover $f_c = {snap.crossover:.3f}$ cycles per pixel (details smaller than "
-                   rf"{1 / snap.crossover:.1f} pixels): above it $\bar\alpha_t P_0(f)$ is below the floor, so those "
-                   "frequencies are already drowned (shaded).")
+        drowned = (rf"Above $f_c = {snap.crossover:.3f}$ cycles per pixel (details under "
+                   rf"{1 / snap.crossover:.1f} pixels) the signal is below the floor: drowned (shaded).")
     return (
-        r"On average (seed 002, frequency view) $\mathbb E\,P_{x_t}(f) = \bar\alpha_t\,P_0(f) + (1-\bar\alpha_t)$: "
-        rf"white noise adds the same floor $1-\bar\alpha_t = {num(snap.floor)}$ at every frequency, while images "
-        "keep most of their power at low frequencies, so fine detail goes first. " + drowned
+        r"$$\mathbb E\,P_{x_t}(f) = \bar\alpha_t\,P_0(f) + (1-\bar\alpha_t)$$""\n\n"
+        rf"White noise adds the same floor $1-\bar\alpha_t = {num(snap.floor)}$ at every frequency; images keep "
+        "their power at low frequencies, so fine detail goes first. " + drowned
     )
 
 
 def _text_histogram(snap: Snapshot) -> str:
     return (
-        rf"Pixels of $x_t$: mean $= {snap.mean:.4f}$, std $= {snap.std:.4f}$ ({snap.x_t.size} values). Given $x_0$, "
-        r"each pixel is $\mathcal N(\sqrt{\bar\alpha_t}\,x_0,\ 1-\bar\alpha_t)$; as $\bar\alpha_t \to 0$ the "
-        r"histogram approaches the standard normal density $\varphi(x) = e^{-x^2/2}/\sqrt{2\pi}$ (line): "
-        "at t = T nothing of the image is left to see."
+        r"$$x_t \mid x_0 \sim \mathcal N(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\,I)$$""\n\n"
+        rf"Pixels of $x_t$: mean $= {snap.mean:.4f}$, std $= {snap.std:.4f}$ ({snap.x_t.size} values). As "
+        r"$\bar\alpha_t \to 0$ the histogram becomes the standard normal density (line): at t = T nothing of the "
+        "image is left."
     )
 
 

@@ -11,18 +11,23 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
-HEIGHT = 320
+HEIGHT = 360
+FONT, TITLE_FONT, LEGEND_FONT = 15, 17, 13  # px: ticks and axis titles, figure titles, legends and notes; sized
+# to read on a projector from the back of a room (Plotly's default is 12)
 COLOURS = {"alpha_bar": "#1f77b4", "sqrt_alpha_bar": "#2ca02c", "sqrt_one_minus_alpha_bar": "#d62728",
            "snr": "#9467bd"}
-LABELS = {"alpha_bar": "ᾱ_t", "sqrt_alpha_bar": "√ᾱ_t", "sqrt_one_minus_alpha_bar": "√(1−ᾱ_t)", "snr": "SNR_t"}
+LABELS = {"alpha_bar": "ᾱ_t", "sqrt_alpha_bar": "√ᾱ_t", "sqrt_one_minus_alpha_bar": "√(1−ᾱ_t)", "snr": "SNR_t (right)"}
+ON_RIGHT = {"snr"}  # drawn on the right-hand log axis: the SNR runs from about 10^4 down to 0, far off a 0-1 axis
 
 
 def _figure(data: list[dict], layout: dict) -> go.Figure:
-    base = {"height": HEIGHT, "margin": {"l": 55, "r": 15, "t": 40, "b": 45}, "uirevision": "keep",
-            "legend": {"x": 0.99, "xanchor": "right", "y": 0.99, "yanchor": "top", "font": {"size": 11},
+    base = {"height": HEIGHT, "margin": {"l": 60, "r": 15, "t": 45, "b": 50}, "uirevision": "keep",
+            "font": {"size": FONT},
+            "legend": {"x": 0.99, "xanchor": "right", "y": 0.99, "yanchor": "top", "font": {"size": LEGEND_FONT},
                        "bgcolor": "rgba(255, 255, 255, 0.8)"},
             "template": "plotly_white"}
-    return go.Figure({"data": data, "layout": {**base, **layout}}, _validate=False)
+    title = {"font": {"size": TITLE_FONT}, **layout.get("title", {})}
+    return go.Figure({"data": data, "layout": {**base, **layout, "title": title}}, _validate=False)
 
 
 def picture(x: np.ndarray, scale: int) -> np.ndarray:
@@ -67,26 +72,34 @@ def captioned(pixels: np.ndarray, names: list[str], columns: int, cell: tuple[in
 def schedule_curves(t_axis: np.ndarray, curves: dict[str, dict[str, np.ndarray]], selected: str, t: int,
                     at_t: dict[str, float], log_y: bool) -> go.Figure:
     """Each quantity of `curves[schedule][quantity]` against t_axis: the selected schedule solid, the others
-    dotted, markers at (t, at_t[quantity]) and a vertical line at t. log_y: logarithmic y axis."""
+    dotted, markers at (t, at_t[quantity]) and a vertical line at t; those in ON_RIGHT (the SNR) on a log axis
+    of their own on the right. log_y: logarithmic left y axis."""
     data = []
     for name, quantities in curves.items():
         solid = name == selected
         for q, y in quantities.items():
             data.append({"type": "scatter", "mode": "lines", "x": t_axis, "y": y, "name": LABELS[q],
                          "legendgroup": q, "showlegend": solid, "hoverinfo": "x+y+name",
+                         "yaxis": "y2" if q in ON_RIGHT else "y",
                          "line": {"color": COLOURS[q], "width": 2.5 if solid else 1.5,
                                   "dash": "solid" if solid else "dot"}})
-    marks = [v if np.isfinite(v) else None for v in at_t.values()]  # SNR is infinite at t = 0
-    data.append({"type": "scatter", "mode": "markers", "x": [t] * len(at_t), "y": marks,
-                 "marker": {"color": [COLOURS[q] for q in at_t], "size": 10, "line": {"color": "black", "width": 1}},
-                 "hovertext": [LABELS[q] for q in at_t], "hoverinfo": "text+y", "showlegend": False})
+    for group in ([q for q in at_t if q not in ON_RIGHT], [q for q in at_t if q in ON_RIGHT]):
+        data.append({"type": "scatter", "mode": "markers", "x": [t] * len(group),
+                     "y": [at_t[q] if np.isfinite(at_t[q]) else None for q in group],  # SNR is infinite at t = 0
+                     "yaxis": "y2" if group and group[0] in ON_RIGHT else "y",
+                     "marker": {"color": [COLOURS[q] for q in group], "size": 10,
+                                "line": {"color": "black", "width": 1}},
+                     "hovertext": [LABELS[q] for q in group], "hoverinfo": "text+y", "showlegend": False})
     yaxis = {"type": "log", "exponentformat": "power"} if log_y else {"range": [0, 1.05]}
     return _figure(data, {
-        "title": {"text": f"Schedule at t = {t}  (solid: {selected}, dotted: other)", "font": {"size": 14}},
+        "title": {"text": f"Schedule at t = {t} ({selected} solid, other dotted)"},
         "xaxis": {"title": {"text": "t"}, "range": [0, float(t_axis[-1])]},
-        "margin": {"l": 55, "r": 15, "t": 40, "b": 75},
-        "legend": {"orientation": "h", "x": 0, "y": -0.32, "yanchor": "top", "font": {"size": 12}},
+        "margin": {"l": 60, "r": 70, "t": 45, "b": 80},
+        "legend": {"orientation": "h", "x": 0, "y": -0.3, "yanchor": "top"},
         "yaxis": {**yaxis, "title": {"text": "value" + (" (log)" if log_y else "")}},
+        "yaxis2": {"type": "log", "exponentformat": "power", "overlaying": "y", "side": "right", "showgrid": False,
+                   "title": {"text": "SNR_t (log)", "font": {"color": COLOURS["snr"]}},
+                   "tickfont": {"color": COLOURS["snr"]}},
         "shapes": [{"type": "line", "x0": t, "x1": t, "yref": "paper", "y0": 0, "y1": 1,
                     "line": {"color": "black", "width": 1, "dash": "dash"}}],
     })
@@ -117,7 +130,7 @@ def power_spectrum(freqs: np.ndarray, power0: np.ndarray, power_t: np.ndarray, s
                        "line": {"color": "#d62728", "dash": "dot", "width": 2}})
         annotations.append({"xref": "paper", "x": 0.01, "y": float(np.log10(floor)), "yanchor": "bottom",
                             "xanchor": "left", "showarrow": False, "text": f"noise floor {floor:.4g}",
-                            "font": {"color": "#d62728", "size": 11}})
+                            "font": {"color": "#d62728", "size": LEGEND_FONT}})
     if crossover is not None:
         shapes.append({"type": "rect", "x0": crossover, "x1": float(freqs[-1]), "yref": "paper", "y0": 0, "y1": 1,
                        "fillcolor": "rgba(214, 39, 40, 0.08)", "line": {"width": 0}, "layer": "below"})
@@ -127,7 +140,7 @@ def power_spectrum(freqs: np.ndarray, power0: np.ndarray, power_t: np.ndarray, s
                             "showarrow": False, "text": f"f_c = {crossover:.3f}", "font": {"color": "#d62728"}})
     ticks = log_ticks(float(freqs[0]), float(freqs[-1]))
     return _figure(data, {
-        "title": {"text": "Radially averaged power spectrum", "font": {"size": 14}},
+        "title": {"text": "Radially averaged power spectrum"},
         "xaxis": {"type": "log", "tickvals": ticks, "ticktext": [f"{v:g}" for v in ticks],
                   "title": {"text": "frequency (cycles / pixel)"}},
         "yaxis": {"type": "log", "dtick": 1, "range": list(y_range), "title": {"text": "power"},
@@ -147,7 +160,7 @@ def histogram(edges: np.ndarray, density: np.ndarray, normal_x: np.ndarray, norm
          "line": {"color": "black", "width": 2}},
     ]
     return _figure(data, {
-        "title": {"text": f"Histogram of x_t: mean {mean:+.3f}, std {std:.3f}", "font": {"size": 14}},
+        "title": {"text": f"Histogram of x_t: mean {mean:+.3f}, std {std:.3f}"},
         "xaxis": {"range": [float(edges[0]), float(edges[-1])], "title": {"text": "pixel value"}},
         "yaxis": {"range": [0, y_max], "title": {"text": "density"}},
         "bargap": 0,
@@ -177,12 +190,12 @@ def sampler_sigmas(t_axis: np.ndarray, sqrt_beta: np.ndarray, sqrt_beta_tilde: n
         if not np.any(sigma):  # a flat line on the axis reads as an empty plot: say what it means
             annotations.append({"x": float(np.median(t)), "y": 0, "ax": 0, "ay": -40 - 30 * k, "showarrow": True,
                                 "arrowcolor": colour, "arrowhead": 2, "bgcolor": "rgba(255, 255, 255, 0.9)",
-                                "bordercolor": colour, "font": {"color": colour, "size": 13},
+                                "bordercolor": colour, "font": {"color": colour, "size": FONT},
                                 "text": "σ = 0 on every step: deterministic, no fresh noise"})
     return _figure(data, {
-        "title": {"text": title, "font": {"size": 14}},
+        "title": {"text": title},
         "legend": {"x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top", "bgcolor": "rgba(255, 255, 255, 0.8)",
-                   "font": {"size": 11}},
+                   "font": {"size": LEGEND_FONT}},
         "xaxis": {"title": {"text": "t (the model's timestep on that step)"}, "range": [0, float(t_axis[-1])]},
         "yaxis": {"title": {"text": "σ, the scale of the fresh noise"}, "range": [-0.04, 1.05],
                   "zeroline": False},  # below 0, so a run at sigma = 0 is drawn above the axis, not hidden by it
@@ -264,11 +277,11 @@ def toy_plane(axis: np.ndarray, log_density: np.ndarray | None, points: np.ndarr
                      "marker": {"size": 8, "color": PATH_COLOUR, "line": {"color": "black", "width": 1}}})
     square = [-extent, extent]
     return _figure(data, {
-        "height": TOY_HEIGHT, "title": {"text": title, "font": {"size": 14}},
+        "height": TOY_HEIGHT, "title": {"text": title},
         "margin": {"l": 40, "r": 15, "t": 45, "b": 30},
         "xaxis": {"range": square, "zeroline": False, "constrain": "domain"},
         "yaxis": {"range": square, "zeroline": False, "scaleanchor": "x", "scaleratio": 1, "constrain": "domain"},
-        "legend": {"orientation": "h", "y": -0.04, "x": 0, "yanchor": "top", "font": {"size": 11}},
+        "legend": {"orientation": "h", "y": -0.04, "x": 0, "yanchor": "top", "font": {"size": LEGEND_FONT}},
     })
 
 
@@ -288,7 +301,7 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, smooth: np.ndarray, eva
     ]
     top = float(np.nanmax(loss)) if len(loss) else 1.0
     return _figure(data, {
-        "height": 380, "title": {"text": "Live training", "font": {"size": 14}},
+        "height": 380, "title": {"text": "Live training"},
         "xaxis": {"title": {"text": "optimizer step"}, "range": [0, total]},
         "yaxis": {"title": {"text": "loss"}, "range": [0, 1.05 * top]},
         "yaxis2": {"title": {"text": "sliced W₂ to data", "font": {"color": "#d62728"}}, "overlaying": "y",
@@ -297,7 +310,7 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, smooth: np.ndarray, eva
                     "line": {"color": "#d62728", "dash": "dot", "width": 1}}],
         "annotations": [{"xref": "paper", "x": 0.99, "yref": "y2", "y": float(np.log10(floor)), "xanchor": "right",
                          "yanchor": "bottom", "showarrow": False, "text": "data vs data",
-                         "font": {"color": "#d62728", "size": 10}}],
-        "legend": {"orientation": "h", "y": -0.28, "x": 0, "font": {"size": 11}},
+                         "font": {"color": "#d62728", "size": LEGEND_FONT}}],
+        "legend": {"orientation": "h", "y": -0.28, "x": 0, "font": {"size": LEGEND_FONT}},
         "margin": {"l": 55, "r": 60, "t": 40, "b": 80},
     })

@@ -283,7 +283,7 @@ def blow_up_note(settings: RunSettings, f: Progress) -> str:
     inverse = 1 / float(schedule(config.schedule, config.T).sqrt_alpha_bars[-1])
     return (f"\n\n⚠ x̂₀ reaches ±{peak:.3g}, far outside the image range [−1, 1]. From a "
             "prediction of ε, x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t multiplies the network's error by 1/√ᾱ_t: "
-            f"{inverse:.3g} at t = {config.T} on this schedule (seed 001, eq. 8). Tick **Clip x̂₀**, or compare "
+            f"{inverse:.3g} at t = {config.T} on this schedule (DDPM eq. 15). Tick **Clip x̂₀**, or compare "
             "with the x0 or v checkpoint.")
 
 
@@ -334,7 +334,7 @@ def model_info(path: Path, config: ModelConfig) -> str:
             f"T = {config.T}, {config.step} training steps.\n\n"
             f"The network predicts **{SYMBOLS[config.objective]}**. With $a_t = \\sqrt{{\\bar\\alpha_t}}$ and "
             f"$b_t = \\sqrt{{1-\\bar\\alpha_t}}$ the sampler turns every prediction into the other two: "
-            f"{CONVERSIONS[config.objective]} (seed 001).")
+            f"{CONVERSIONS[config.objective]} (DDPM eq. 4; v from Salimans & Ho 2022).")
 
 
 # --- the streams the view shows ------------------------------------------------------------------------------

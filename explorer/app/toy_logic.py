@@ -307,9 +307,9 @@ def forward_view(settings: ToySettings) -> tuple:
     gauss = torch.randn(k, 2, generator=torch.Generator().manual_seed(TOY_DATA_SEED))
     ed = energy_distance(x_t[:k], gauss)
     text = (rf"**t = {t}**: $\bar\alpha_t = {ab:.4f}$. Each point is $x_t = \sqrt{{\bar\alpha_t}}\,x_0 + "
-            rf"\sqrt{{1-\bar\alpha_t}}\,\varepsilon$ (seed 001, eq. 1). Behind the cloud: the exact "
+            rf"\sqrt{{1-\bar\alpha_t}}\,\varepsilon$ (DDPM eq. 4). Behind the cloud: the exact "
             r"$\log q(x_t)$, the data dilated by $\sqrt{\bar\alpha_t}$ and blurred by "
-            r"$\mathcal N(0, (1-\bar\alpha_t) I)$ (seed 003): each Gaussian $\mathcal N(m_j, s_j^2)$ of the toy's "
+            r"$\mathcal N(0, (1-\bar\alpha_t) I)$: each Gaussian $\mathcal N(m_j, s_j^2)$ of the toy's "
             rf"mixture becomes $\mathcal N(\sqrt{{\bar\alpha_t}}\,m_j,\ \bar\alpha_t s_j^2 + 1 - \bar\alpha_t)$. "
             f"Energy distance of {k} points of the cloud to as many N(0, I) draws: {ed:.4f} (0 once the data "
             "is gone)." + note)
