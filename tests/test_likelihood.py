@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from explorer.likelihood import discretized_gaussian_log_likelihood, elbo, elbo_stream, normal_kl, prior_kl
+from explorer.likelihood import (
+    discretized_gaussian_log_likelihood,
+    elbo,
+    elbo_stream,
+    normal_kl,
+    prior_kl,
+)
 from explorer.schedules import make_schedule
 
 

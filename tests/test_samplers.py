@@ -1,12 +1,29 @@
 """Samplers, checked against oracles: the exact denoiser of Gaussian data, DDIM(eta=1) = DDPM(beta_tilde),
-timestep sequences, guidance arithmetic and input validation."""
+timestep sequences, guidance arithmetic and input validation; DDIM inversion (exact for a model whose eps does not
+depend on x_t, first-order for Gaussian data, where the probability-flow map is known); the steps sweep."""
 import math
 
 import pytest
 import torch
 
 from explorer.parameterization import target
-from explorer.samplers import METHODS, SPACINGS, VARIANCES, plan, run, sample, timesteps
+from explorer.samplers import (
+    METHODS,
+    SPACINGS,
+    SWEEP_SAMPLERS,
+    SWEEP_STEPS,
+    VARIANCES,
+    Reconstruction,
+    Step,
+    SweepCell,
+    inversion_errors,
+    invert,
+    plan,
+    run,
+    sample,
+    sweep,
+    timesteps,
+)
 from explorer.schedules import make_schedule
 
 S = 0.5  # data distribution N(0, S^2 I)
@@ -219,3 +236,144 @@ def test_sigmas_closed_forms():
 def test_sigmas_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         plan(make_schedule("cosine", 50), **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ DDIM inversion
+
+
+def counting(model):
+    """`model` that also records the timestep of each call."""
+    def wrapped(x, t, y=None):
+        wrapped.ts.append(int(t[0]))
+        return model(x, t, y)
+
+    wrapped.ts = []
+    return wrapped
+
+
+@pytest.mark.parametrize("steps,spacing", [(1, "trailing"), (3, "trailing"), (7, "leading"), (50, "linspace")])
+def test_inversion_is_exact_when_eps_does_not_depend_on_x(steps, spacing):
+    """If eps_hat(x, t) = f(t), the inversion's one approximation eps_hat(x_t, t) ~ eps_hat(x_s, t) is exact, so
+    DDIM regenerates x_0 to rounding from the inverted x_T, with any steps and spacing, and the model is called
+    at the sampler's own timesteps in increasing order (never at t = 0)."""
+    s = make_schedule("cosine", 1000)
+    f = torch.randn(1001, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    model = counting(lambda x, t, y: f[t])
+    x_0 = torch.rand(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    x_T = run(invert(model, s, x_0, steps=steps, spacing=spacing))
+    assert model.ts == timesteps(1000, steps, spacing)[::-1]
+    x0 = run(sample(model, s, x_T, method="ddim", steps=steps, spacing=spacing))
+    assert torch.allclose(x0, x_0, rtol=0, atol=1e-10)
+
+
+def test_inversion_steps_walk_up_from_x0():
+    s = make_schedule("linear", 100)
+    x_0 = torch.randn(4, 2, dtype=torch.float64)
+    steps = list(invert(gaussian_oracle(s), s, x_0, steps=4))
+    assert [(st.i, st.n, st.t, st.t_next, st.sigma) for st in steps] == [
+        (0, 4, 0, 25, 0.0), (1, 4, 25, 50, 0.0), (2, 4, 50, 75, 0.0), (3, 4, 75, 100, 0.0)]
+    assert torch.equal(steps[0].x_t, x_0) and torch.equal(steps[0].x0_hat, x_0)  # at t = 0, x0_hat is x_0
+    for prev, nxt in zip(steps, steps[1:]):
+        assert torch.equal(prev.x_next, nxt.x_t)
+    assert torch.equal(run(invert(gaussian_oracle(s), s, x_0, steps=4)), steps[-1].x_next)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+@pytest.mark.parametrize("objective", ["eps", "x0", "v"])
+def test_inversion_of_gaussian_data_reconstructs_with_first_order_error(name, objective):
+    """Data N(0, S^2): the probability-flow ODE maps x_0 to x_T = x_0 sqrt(v_T) / S, v_T = ab_T S^2 + 1 - ab_T,
+    so inverting true samples gives noise of std sqrt(v_T) ~ 1; DDIM inversion then regeneration is a first-order
+    method: the reconstruction error falls as 1 / steps."""
+    s = make_schedule(name, 1000)
+    x_0 = S * torch.randn(4000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    counts = (5, 10, 20, 50, 200)
+    items = list(inversion_errors(gaussian_oracle(s, objective), s, x_0, counts, objective=objective))
+    records = [item for item in items if isinstance(item, Reconstruction)]
+    assert len(items) - len(records) == 2 * sum(counts) and [r.steps for r in records] == list(counts)
+    assert all(r.calls == 2 * r.steps for r in records)
+    errors = [r.rmse.pow(2).mean().sqrt().item() for r in records]
+    assert all(a > b for a, b in zip(errors, errors[1:]))
+    assert max(n * e for n, e in zip(counts, errors)) < 1.3 * min(n * e for n, e in zip(counts, errors))
+    assert errors[-1] < 0.02 * S
+    ab_T = s.alpha_bars[-1].item()
+    v_T = ab_T * S ** 2 + 1 - ab_T
+    x_T = records[-1].x_T
+    assert x_T.std().item() == pytest.approx(math.sqrt(v_T), rel=0.01) and abs(x_T.mean().item()) < 0.03
+    assert (x_T - x_0 * math.sqrt(v_T) / S).pow(2).mean().sqrt().item() < 0.005
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(steps=0), r"steps must be a whole number from 1 to 100"),
+    (dict(spacing="uniform"), "allowed: trailing, linspace, leading"),
+    (dict(objective="score"), "allowed: eps, x0, v"),
+    (dict(guidance=3.0), "needs class labels"),
+    (dict(y=torch.tensor([1, 2, 3])), "one label per sample"),
+])
+def test_inversion_bad_input(kwargs, match):
+    s = make_schedule("cosine", 100)
+    model = counting(gaussian_oracle(s))
+    with pytest.raises(ValueError, match=match):
+        invert(model, s, torch.zeros(2, 2), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        next(inversion_errors(model, s, torch.zeros(2, 2), (5, kwargs.pop("steps", 5)), **kwargs))
+    with pytest.raises(ValueError, match="clip_x0 must be True, False or a bound > 0"):
+        next(inversion_errors(model, s, torch.zeros(2, 2), clip_x0=0))
+    assert model.ts == []  # refused before any model call
+
+
+# --------------------------------------------------------------------------------------------------- steps sweep
+
+
+def test_sweep_cells_are_the_samplers_runs_from_one_x_T():
+    s = make_schedule("cosine", 1000)
+    model = counting(gaussian_oracle(s))
+    x_T = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    items = list(sweep(model, s, x_T, seed=7))
+    cells = [item for item in items if isinstance(item, SweepCell)]
+    assert [(c.sampler, c.steps) for c in cells] == [(label, n) for n in SWEEP_STEPS for label in SWEEP_SAMPLERS]
+    assert len(model.ts) == len(items) - len(cells) == len(SWEEP_SAMPLERS) * sum(SWEEP_STEPS)
+    start = 0
+    for cell in cells:  # each cell's Steps come just before it: as many as its model calls, from the same x_T
+        end = items.index(cell)
+        steps = items[start:end]
+        assert all(isinstance(st, Step) for st in steps) and cell.calls == len(steps) == cell.steps
+        assert torch.equal(steps[0].x_t, x_T) and torch.equal(steps[-1].x_next, cell.x0) and cell.seconds > 0
+        direct = run(sample(gaussian_oracle(s), s, x_T, **SWEEP_SAMPLERS[cell.sampler], steps=cell.steps,
+                            generator=torch.Generator().manual_seed(7)))
+        assert torch.equal(cell.x0, direct)
+        start = end + 1
+    by_key = {(c.sampler, c.steps): c.x0 for c in cells}
+    # with as many steps as T and the same seed, DDIM eta 1 is DDPM with sigma^2 = beta_tilde, draw for draw
+    assert torch.allclose(by_key["ddim eta 1", 1000], by_key["ddpm", 1000], atol=1e-10)
+    assert torch.equal(by_key["ddim eta 0", 50], run(sample(model, s, x_T, method="ddim", steps=50)))
+
+
+def test_sweep_passes_options_and_returns_its_cells():
+    s = make_schedule("cosine", 100)
+    calls = []
+
+    def model(x, t, y):
+        calls.append(x.shape[0])
+        return torch.zeros_like(x)
+
+    model.null_label = 3
+    gen = sweep(model, s, torch.randn(2, 2), samplers=["dpm-solver++"], step_counts=[2, 4], y=torch.tensor([0, 1]),
+                guidance=2.0)
+    cells = run(gen)
+    assert [(c.sampler, c.steps, c.calls) for c in cells] == [("dpm-solver++", 2, 2), ("dpm-solver++", 4, 4)]
+    assert calls == [4] * 6  # guidance batches the conditional and null halves in every call
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(samplers=["euler"]), "unknown sampler 'euler'; allowed: ddpm, ddim eta 0, ddim eta 1, dpm-solver"),
+    (dict(step_counts=[5, 101]), r"steps must be a whole number from 1 to 100"),
+    (dict(method="ddim"), "the sweep sets method itself"),
+    (dict(seed=-1), "seed must be a whole number"),
+    (dict(guidance=2.0), "needs class labels"),
+])
+def test_sweep_bad_input(kwargs, match):
+    s = make_schedule("cosine", 100)
+    model = counting(gaussian_oracle(s))
+    with pytest.raises(ValueError, match=match):
+        next(sweep(model, s, torch.zeros(2, 2), **{"step_counts": [5, 10], **kwargs}))
+    assert model.ts == []

@@ -1,0 +1,165 @@
+"""A noise-aware classifier p_phi(y | x_t, t) for classifier guidance (seed 001, section 2.5; Dhariwal & Nichol 2021,
+section 4), trained on noisy images x_t ~ q(x_t | x_0) by scripts/train_noisy_classifier.py.
+
+    >>> clf = load_noisy_classifier()                    # pretrained/fashion_noisy_classifier.safetensors
+    >>> logits = clf(x_t, t)                             # x_t [N, 1, 28, 28], t integer (N,) or () in 0..T
+
+Contract (what `explorer.samplers.sample(..., classifier=...)` accepts): a callable `classifier(x_t, t) -> logits
+(N, num_classes)` with the integer timestep t of the schedule it was trained on, carrying `noise_aware = True`,
+`schedule` (that NoiseSchedule: p_phi(y | x_t, t) only means something for the x_t of that schedule) and
+`num_classes`. t = 0 is the clean image. The net sees s = t / T, as the diffusion nets do.
+
+Architecture: the downsampling half of the diffusion UNet, as Dhariwal & Nichol's classifier is (their section 4:
+"the downsampling trunk of the UNet model"), reusing explorer.nets.unet's pieces: the sinusoidal time embedding
+-> Linear -> SiLU -> Linear, a 3x3 stem, per level `num_res_blocks` residual blocks (GroupNorm, scale/shift by the
+time embedding) with a strided 3x3 conv between levels; then GroupNorm -> SiLU -> global average pooling (instead
+of their attention pooling) -> Linear to the logits. GroupNorm, not BatchNorm: the batch mixes all noise levels,
+whose statistics differ.
+
+It lives here, beside explorer/classifier.py, rather than in explorer/nets/: like the reference classifier it is a
+network with its own file format (safetensors, JSON config in the metadata, "format":
+"diffusion-explorer-noisy-classifier", so neither explorer.checkpoint nor load_classifier takes it for theirs),
+and it knows its schedule, which the nets deliberately do not. No pickle.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from torch import nn
+
+from explorer.checkpoint import PRETRAINED_DIR, atomic_save
+from explorer.checks import Config, choice, whole
+from explorer.forward import q_sample
+from explorer.nets.unet import ResBlock, SinusoidalEmbedding
+from explorer.schedules import NoiseSchedule, make_schedule
+
+FORMAT = "diffusion-explorer-noisy-classifier"
+FORMAT_VERSION = "1"
+DEFAULT_PATH = PRETRAINED_DIR / "fashion_noisy_classifier.safetensors"
+
+
+class NoisyClassifierError(ValueError):
+    """A file that is not a readable noise-aware classifier file (the message says why)."""
+
+
+@dataclass
+class NoisyClassifierConfig(Config):
+    """Everything needed to rebuild the noise-aware classifier from its weights, its schedule included."""
+
+    in_channels: int = 1
+    image_size: int = 28
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # width per resolution level
+    num_res_blocks: int = 1
+    norm_groups: int = 8
+    schedule: str = "cosine"  # the schedule (and T) of the x_t it was trained on
+    T: int = 1000
+    dataset: str = "fashion-mnist"
+    class_names: list[str] = field(default_factory=list)
+    training: dict = field(default_factory=dict)  # provenance: command, steps, wall time, accuracy per t, ...
+
+    def __post_init__(self):
+        self.in_channels = choice("in_channels", self.in_channels, (1, 3))
+        self.channels = [whole("each of channels", c, 1) for c in self.channels]
+        whole("number of levels len(channels)", len(self.channels), 1, 6)
+        self.norm_groups = whole("norm_groups", self.norm_groups, 1)
+        if any(c % self.norm_groups for c in self.channels) or self.channels[0] % 2:
+            raise ValueError(f"channels {self.channels} must all divide by norm_groups={self.norm_groups} "
+                             "and channels[0] (the time-feature width) must be even")
+        self.image_size = whole("image_size", self.image_size, 2 ** (len(self.channels) - 1))
+        self.num_res_blocks = whole("num_res_blocks", self.num_res_blocks, 1)
+        make_schedule(self.schedule, self.T)  # validates the name and T
+        if len(self.class_names) < 2:
+            raise ValueError(f"a classifier needs at least 2 class names, got {self.class_names!r}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+class NoisyClassifier(nn.Module):
+    """p_phi(y | x_t, t): `forward(x_t, t)` -> logits (N, num_classes); see the module docstring."""
+
+    noise_aware = True  # what explorer.samplers checks before taking a callable as p_phi(y | x_t, t)
+
+    def __init__(self, config: NoisyClassifierConfig):
+        super().__init__()
+        self.config = config
+        self.schedule: NoiseSchedule = make_schedule(config.schedule, config.T)
+        self.class_names = list(config.class_names)
+        self.num_classes = config.num_classes
+        c = config.channels
+        emb_dim = 4 * c[0]
+        self.time_embed = nn.Sequential(SinusoidalEmbedding(c[0]), nn.Linear(c[0], emb_dim), nn.SiLU(),
+                                        nn.Linear(emb_dim, emb_dim))
+        self.stem = nn.Conv2d(config.in_channels, c[0], 3, padding=1)
+        n = config.num_res_blocks
+        self.levels = nn.ModuleList(
+            nn.ModuleList(ResBlock(ci, ci, emb_dim, config.norm_groups, 0.0, True) for _ in range(n)) for ci in c)
+        self.downsample = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(c, c[1:]))
+        self.out_norm = nn.GroupNorm(config.norm_groups, c[-1])
+        self.head = nn.Linear(c[-1], config.num_classes)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        s = torch.as_tensor(t, device=x_t.device).reshape(-1).to(x_t.dtype) / self.config.T  # nets see s = t / T
+        emb = F.silu(self.time_embed(s))  # (N or 1, emb_dim)
+        h = self.stem(x_t)
+        for i, blocks in enumerate(self.levels):
+            if i:
+                h = self.downsample[i - 1](h)
+            for block in blocks:
+                h = block(h, emb)
+        h = F.silu(self.out_norm(h)).mean(dim=(2, 3))  # global average pooling: (N, C, H, W) -> (N, C)
+        return self.head(h)
+
+
+@torch.no_grad()
+def noisy_accuracy(classifier: NoisyClassifier, x0: torch.Tensor, y: torch.Tensor, t: int,
+                   generator: torch.Generator | None = None, batch_size: int = 500) -> float:
+    """The fraction of images x0 whose noised version x_t = q_sample(x0, t, eps) (seed 001, eq. 1) the classifier
+    labels y, one fresh eps per image from `generator`."""
+    t = whole("t", t, 0, classifier.config.T)
+    correct = 0
+    for xb, yb in zip(x0.split(batch_size), y.split(batch_size)):
+        eps = torch.randn(xb.shape, generator=generator, dtype=xb.dtype,
+                          device=generator.device if generator is not None else xb.device).to(xb.device)
+        x_t = q_sample(classifier.schedule, xb, t, eps)
+        correct += int((classifier(x_t, torch.tensor(t, device=xb.device)).argmax(1) == yb).sum())
+    return correct / len(y)
+
+
+def save_noisy_classifier(path: str | os.PathLike, classifier: NoisyClassifier) -> None:
+    """Write the weights with the config in the metadata, atomically."""
+    atomic_save(classifier.state_dict(), {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                          "config": classifier.config.to_json()}, path)
+
+
+def load_noisy_classifier(path: str | os.PathLike = DEFAULT_PATH, device: str | torch.device = "cpu"
+                          ) -> NoisyClassifier:
+    """Rebuild the classifier from its file alone; eval mode, parameters frozen (guidance differentiates with
+    respect to x_t only). NoisyClassifierError for a missing, foreign or mismatched file."""
+    path = Path(path)
+    if not path.is_file():
+        raise NoisyClassifierError(f"{path}: no such noise-aware classifier file; train one with "
+                                   "scripts/train_noisy_classifier.py")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise NoisyClassifierError(f"{path.name}: not a safetensors file ({err})") from err
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise NoisyClassifierError(f"{path.name}: a safetensors file, but not a noise-aware classifier "
+                                   f"(metadata format {metadata.get('format')!r}, expected {FORMAT!r})")
+    try:
+        classifier = NoisyClassifier(NoisyClassifierConfig.from_json(metadata["config"]))
+        classifier.load_state_dict(load_file(str(path)), strict=True)
+    except (ValueError, TypeError, RuntimeError, SafetensorError, OSError) as err:
+        raise NoisyClassifierError(f"{path.name}: config or weights invalid: {str(err).splitlines()[0]}") from err
+    classifier = classifier.to(device).eval()
+    classifier.requires_grad_(False)
+    return classifier
