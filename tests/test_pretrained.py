@@ -7,6 +7,8 @@ import torch
 
 from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, read_config
 from explorer.classifier import DEFAULT_PATH, load_classifier
+from explorer.noisy_classifier import DEFAULT_PATH as NOISY_PATH
+from explorer.noisy_classifier import load_noisy_classifier
 from explorer.samplers import run, sample
 
 FILES = sorted(PRETRAINED_DIR.glob("*.safetensors"))
@@ -18,7 +20,7 @@ FASHION_LEAN = PRETRAINED_DIR / "fashion_v_cosine_lean.safetensors"  # a leaner 
 
 def test_the_bundle_is_complete_and_small():
     names = {path.name for path in FILES}
-    assert {p.name for p in [*FASHION_COSINE, FASHION_LINEAR, FASHION_LEAN, DEFAULT_PATH]} <= names
+    assert {p.name for p in [*FASHION_COSINE, FASHION_LINEAR, FASHION_LEAN, DEFAULT_PATH, NOISY_PATH]} <= names
     assert sum(name.startswith("toy_") for name in names) == 15
     assert all(path.stat().st_size < 10 * 1024 ** 2 for path in FILES)
 
@@ -30,6 +32,11 @@ def test_each_file_loads_reports_its_config_and_samples_on_the_cpu(path):
         with pytest.raises(CheckpointError, match="not a diffusion-explorer checkpoint"):
             read_config(path)
         assert load_classifier(path).config.training["test_accuracy"] >= 0.91
+        return
+    if path == NOISY_PATH:  # the noise-aware classifier of classifier guidance: not a diffusion model either
+        with pytest.raises(CheckpointError, match="not a diffusion-explorer checkpoint"):
+            read_config(path)
+        assert load_noisy_classifier(path).config.training["test_accuracy_by_t"]["250"] >= 0.75
         return
     config = read_config(path)
     assert config.objective in path.stem and config.schedule in ("cosine", "linear") and config.T == 1000
