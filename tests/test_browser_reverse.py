@@ -179,3 +179,21 @@ def test_a_sigma_of_zero_says_what_it_means(browser, app_process_url):
     page.wait_for_function("() => !document.querySelector('#reverse-sigmas').innerText.includes('σ = 0')",
                            timeout=20_000)
     assert not errors, errors
+
+
+OVERLAP = """id => {  // the picture's label and the picture: do their boxes meet?
+    const a = document.querySelector(`#${id} [data-testid=block-label]`).getBoundingClientRect();
+    const b = document.querySelector(`#${id} img`).getBoundingClientRect();
+    return b.width > 0 && a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom; }"""
+
+
+def test_picture_labels_sit_above_their_pictures(browser, app_process_url):
+    """After a run, the labels of the GIF and of the grids are above their pictures, not over them."""
+    page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot")
+    set_number(page, "reverse-steps", 3)
+    page.locator("#reverse-generate").click()
+    page.wait_for_function(STATUS, arg="Done", timeout=120_000)
+    page.wait_for_selector("#reverse-gif img", timeout=20_000)
+    for elem_id in ("reverse-gif", "reverse-xt", "reverse-x0"):
+        assert page.evaluate(OVERLAP, elem_id) is False, elem_id
+    assert not errors, errors

@@ -36,7 +36,8 @@ STOPS = Stops()  # Generate's and Compare's runs
 CSS = """
 .reverse-grid .image-frame { width: 100%; }
 .reverse-grid img { width: 100% !important; height: auto !important; max-height: 440px; object-fit: contain; }
-"""  # grids fill their box (enlarged without smoothing by the app's "pixelated" class)
+.reverse-grid label[data-testid=block-label].float { position: static; margin-bottom: 4px; }
+"""  # grids fill their box (enlarged without smoothing by the app's "pixelated" class), their labels above them
 
 
 def generate(request: gr.Request = None, **controls):
