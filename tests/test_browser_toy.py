@@ -10,6 +10,7 @@ from __future__ import annotations
 from test_browser_reverse import open_tab, set_number
 
 TEXT = "([id, text]) => document.querySelector('#' + id).innerText.includes(text)"
+SETTLED = "id => !document.querySelector('#' + id).innerText.includes('processing')"  # no event's progress label
 
 
 def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, artifacts):
@@ -22,11 +23,14 @@ def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, ar
     # the page's next frame, which a busy 2-core machine can delay past Playwright's click timeout
     page.locator("#toy-stop-train").dispatch_event("click")
     page.wait_for_function(TEXT, arg=["toy-train-text", "Stopped"], timeout=30_000)
+    # the Stop button answers at once; the training event itself ends before its next step (its progress label
+    # goes) and the redraw chained after it switches the lab to the stopped model
+    page.wait_for_function(SETTLED, arg="toy-train-text", timeout=30_000)
+    page.wait_for_function(TEXT, arg=["toy-model-info", "the model trained here"], timeout=30_000)
     stopped = page.locator("#toy-train-text").inner_text()
     assert "that model is kept" in stopped
     page.wait_for_timeout(1500)  # nothing comes after it
     assert page.locator("#toy-train-text").inner_text() == stopped
-    page.wait_for_function(TEXT, arg=["toy-model-info", "the model trained here"], timeout=30_000)
     assert page.locator("#toy-download").is_visible()
     for elem_id in ("toy-curves", "toy-preview"):  # they appeared with the first update
         assert page.locator(f"#{elem_id} .js-plotly-plot").is_visible(), elem_id
