@@ -78,3 +78,20 @@ def test_toy_checkpoints_bench_small():
     out = run_script("toy_checkpoints.py", "--n", "100", "--seeds", "1")
     assert len(re.findall(r"^\| `toy_[a-z0-9-]+_(eps|x0|v)\.safetensors` \| \d+ \|", out, re.M)) == 15
     assert "--n 100 --seeds 1" in out
+
+
+def test_load_bench_quick():
+    out = run_script("load.py", "--quick")
+    assert "# Load: 2 users for 15 s against `python app.py`" in out
+    for heading in ("## Requests per endpoint", "## Runs per user", "## Server memory", "## Conditions"):
+        assert heading in out
+    assert ("| endpoint | requests | answered | queue full | other failures | p50 | p95 | first output p50 "
+            "| first output p95 |") in out
+    rows = re.findall(r"^\| (/\w+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|", out, re.M)
+    assert [r[0] for r in rows] == ["/forward", "/upload", "/generate", "/stop", "/toy_train", "/toy_stop_training"]
+    assert [r[4] for r in rows] == ["0"] * 6, out  # no failure but a full queue's refusal
+    users = re.findall(r"^\| (\d) \| \d+ \| (yes|no) \|.* \| (\d+) \|$", out, re.M)
+    assert [(walked, failed) for _, walked, failed in users] == [("yes", "0")] * 2, out
+    assert "Exceptions in the app's output" not in out, out
+    assert re.search(r"start \*\*\d+ MB\*\*.*, peak \*\*\d+ MB\*\*, end \*\*\d+ MB\*\*", out)
+    assert "- command: `python -m bench.load --quick`" in out

@@ -1,12 +1,19 @@
 """The pieces of gradio every view uses: formulas' delimiters, bad input turned into a message for the visitor,
-and the sampler's controls (the reverse view and the toy lab offer the same ones) with the handler that shows
-only the options of the chosen sampler."""
+handlers marked GPU-bound for Hugging Face ZeroGPU, and the sampler's controls (the reverse view and the toy lab
+offer the same ones) with the handler that shows only the options of the chosen sampler.
+
+Importing it also makes gradio write the pictures it sends whole (whole_pictures), for every view.
+"""
 from __future__ import annotations
 
 import functools
 import inspect
+import os
+import tempfile
+from pathlib import Path
 
 import gradio as gr
+from gradio import processing_utils
 
 from explorer.app.options import METHOD_NAMES, VARIANCE_NAMES
 from explorer.samplers import METHODS, SPACINGS, VARIANCES
@@ -35,6 +42,46 @@ def for_visitor(fn):
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
     return call
+
+
+def gpu_bound(fn=None, *, duration=None):
+    """Mark a handler that runs a model (as @gpu_bound or @gpu_bound(duration=...)). Where the `spaces` package
+    imports (Hugging Face Spaces, where it is preinstalled) this returns spaces.GPU(fn, duration=duration); elsewhere
+    `fn` itself, unchanged. spaces.GPU takes plain and generator (streaming) functions alike and is a no-op on a
+    Space without ZeroGPU hardware; on ZeroGPU it holds a GPU for each call, relaying a generator's yields one by
+    one until it ends. `duration`: the most seconds one call may hold the GPU (None: spaces' default, 60), or a
+    callable of the handler's arguments that returns them.
+    Put it under for_visitor (for_visitor(gpu_bound(fn))): on ZeroGPU the call runs in a worker process forked from
+    the server, so its arguments, results and exceptions travel pickled, and it sees nothing the server changes
+    after the fork, such as the flag a Stop button sets (explorer.app.stops)."""
+    if fn is None:
+        return functools.partial(gpu_bound, duration=duration)
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn, duration=duration)
+
+
+def whole_pictures(save):
+    """Wrap gradio's processing_utils.save_pil_to_cache, which writes a picture in place at a path named by the
+    hash of its bytes: two visitors sent the same picture at once (the forward view's noise at the default seed)
+    could download it while the other's request rewrites it, and get it cut short (bench/load.py saw this). The
+    wrapper lets gradio write it in a temporary folder beside, then renames it into place: a file at that path is
+    always whole."""
+    @functools.wraps(save)
+    def save_whole(img, cache_dir: str, *args, **kwargs) -> str:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            written = Path(save(img, tmp, *args, **kwargs))
+            final = Path(cache_dir) / written.relative_to(Path(tmp).resolve())
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(written, final)
+        return str(final.resolve())
+    return save_whole
+
+
+processing_utils.save_pil_to_cache = whole_pictures(processing_utils.save_pil_to_cache)
 
 
 def sampler_choice(prefix: str, method: str) -> gr.Radio:
