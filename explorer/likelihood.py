@@ -9,6 +9,10 @@ p_theta(x_{t-1} | x_t) = N(mu_t(x_t, x0_hat), sigma_t^2 I), with mu_t from eq. 4
 x0_hat (eq. 6) and sigma_t^2 = beta_tilde_t (eq. 5) or beta_t; the decoder uses sigma_1^2 = beta_1 (seed 001,
 "the third term L_0"). Data are 8-bit images scaled to [-1, 1], so each pixel's bin has width 2/255.
 
+Stratified t: with a stride k, t = 2..T is cut into n = ceil((T - 1) / k) spans, one t drawn uniformly in each
+stands for its whole span (weight = its length), so the total stays unbiased for any cut (`STRATA`): "uniform" spans
+of k timesteps, or "log" spans whose lengths grow geometrically, as many per decade of t, for a log t axis.
+
 Note: seed 001 prints L_T as 1/2 (log(1 - ab) + n (1/(1 - ab) - 1) + ab/(1 - ab) E||X_0||^2), which is the
 reverse divergence KL(N(0, I) || q(x_T | x_0)) (with n missing on the log). Eq. 3 defines L_T as
 KL(q || p), which is what `prior_kl` computes; both vanish as alpha_bar_T -> 0.
@@ -26,6 +30,8 @@ from explorer.forward import q_posterior, q_sample
 from explorer.parameterization import check_objective, predictions
 from explorer.samplers import VARIANCES
 from explorer.schedules import NoiseSchedule, at
+
+STRATA = ("uniform", "log")
 
 
 def normal_kl(mean1, var1, mean2, var2) -> torch.Tensor:
@@ -63,6 +69,7 @@ class ELBO:
 
     t: torch.Tensor  # evaluated timesteps; t = 1 holds L_0, t >= 2 holds L_{t-1}
     terms_bpd: torch.Tensor  # the term at each evaluated t
+    spans: torch.Tensor  # the number of timesteps each term stands for (its weight in total_bpd)
     prior_bpd: float  # L_T
     total_bpd: float  # L_T + sum of the terms so far (with a stride, each term weighted by the span it stands for)
     n: int = 0  # number of terms of the whole estimate: the result is complete when len(t) == n
@@ -72,24 +79,41 @@ class ELBO:
         return len(self.t) == self.n
 
 
+def strata_spans(T: int, t_stride: int, strata: str = "uniform") -> list[tuple[int, int]]:
+    """The n = ceil((T - 1) / t_stride) spans (first t, length) that cut t = 2..T, in order: "uniform", t_stride
+    timesteps each (the last one shorter); "log", span i ending near 2 ((T + 1) / 2)^((i + 1) / n), each at least
+    one timestep long."""
+    choice("strata", strata, STRATA)
+    n = -(-(T - 1) // t_stride)
+    if strata == "uniform":
+        starts = range(2, T + 1, t_stride)
+        return [(start, min(t_stride, T + 1 - start)) for start in starts]
+    edges = [2]
+    for i in range(1, n):  # at least one t per span, and room left for the spans after it
+        edges.append(min(max(edges[-1] + 1, round(2 * ((T + 1) / 2) ** (i / n))), T + 1 - (n - i)))
+    edges.append(T + 1)
+    return [(a, b - a) for a, b in zip(edges[:n], edges[1:])]
+
+
 def elbo_stream(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: str = "eps",
                 y: torch.Tensor | None = None, variance: str = "beta_tilde", t_stride: int = 1,
-                generator: torch.Generator | None = None) -> Iterator[ELBO]:
+                generator: torch.Generator | None = None, strata: str = "uniform") -> Iterator[ELBO]:
     """`elbo` as a generator: one partial ELBO per model call (timestep evaluated), so a UI can draw the curve as
     it fills and a progress bar (len(t) of n); the last one is the complete estimate `elbo` returns. The options
     are validated here, before any model call."""
     check_objective(objective)
     choice("variance", variance, VARIANCES)
     t_stride = whole("t_stride", t_stride, 1, schedule.T)
-    return _elbo_terms(model, schedule, x0, objective, y, variance, t_stride, generator)
+    choice("strata", strata, STRATA)
+    return _elbo_terms(model, schedule, x0, objective, y, variance, t_stride, generator, strata)
 
 
 @torch.no_grad()
-def _elbo_terms(model, schedule, x0, objective, y, variance, t_stride, generator) -> Iterator[ELBO]:
+def _elbo_terms(model, schedule, x0, objective, y, variance, t_stride, generator, strata) -> Iterator[ELBO]:
     dims = x0[0].numel()
     to_bpd = 1 / (dims * math.log(2))
-    starts = list(range(2, schedule.T + 1, t_stride))
-    spans = [min(t_stride, schedule.T + 1 - start) for start in starts]
+    cut = strata_spans(schedule.T, t_stride, strata)
+    starts, spans = [start for start, _ in cut], [span for _, span in cut]
     if t_stride > 1:  # one t drawn uniformly within each span
         u = torch.rand(len(starts), generator=generator, device=generator.device if generator else None).tolist()
         starts = [start + int(ui * span) for start, ui, span in zip(starts, u, spans)]
@@ -114,18 +138,20 @@ def _elbo_terms(model, schedule, x0, objective, y, variance, t_stride, generator
         k = len(terms)
         terms_bpd = torch.stack(terms).double().cpu() * to_bpd
         total = prior + float((terms_bpd * spans[:k]).sum())
-        yield ELBO(t=torch.tensor(ts[:k]), terms_bpd=terms_bpd, prior_bpd=prior, total_bpd=total, n=len(ts))
+        yield ELBO(t=torch.tensor(ts[:k]), terms_bpd=terms_bpd, spans=spans[:k], prior_bpd=prior, total_bpd=total,
+                   n=len(ts))
 
 
 def elbo(model: Callable, schedule: NoiseSchedule, x0: torch.Tensor, objective: str = "eps",
          y: torch.Tensor | None = None, variance: str = "beta_tilde", t_stride: int = 1,
-         generator: torch.Generator | None = None) -> ELBO:
+         generator: torch.Generator | None = None, strata: str = "uniform") -> ELBO:
     """Estimate the ELBO (seed 001, eq. 3) of `model` on a batch of 8-bit images x0 in [-1, 1].
 
     Each term is one Monte-Carlo draw of x_t per example. With t_stride = k, t = 2..T is cut into spans of k
     timesteps and one t drawn uniformly in each span stands for the whole span (stratified sampling: T / k model
-    calls instead of T, and the total stays an unbiased estimate). Drains `elbo_stream`.
+    calls instead of T, and the total stays an unbiased estimate); strata="log" cuts as many spans with lengths
+    growing geometrically in t (`strata_spans`). Drains `elbo_stream`.
     """
-    for result in elbo_stream(model, schedule, x0, objective, y, variance, t_stride, generator):
+    for result in elbo_stream(model, schedule, x0, objective, y, variance, t_stride, generator, strata):
         pass
     return result

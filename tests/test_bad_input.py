@@ -18,7 +18,8 @@ FLAGS = ["yes"]
 # cheap valid values, so that a call the corpus lets through stays short
 CHEAP = {"steps": 2, "steps_b": 2, "n": 1, "train_steps": 10, "T": 50, "t": 25}  # T: every view offers 50
 CHEAP_BY_ENDPOINT = {"/toy_forward": {"n": 100}, "/toy_set_T": {"n": 100}, "/toy_dataset": {"n": 100},
-                     "/toy_generate": {"n": 100}, "/sweep": {"samplers": ["dpm-solver++"], "step_counts": [5]}}
+                     "/toy_generate": {"n": 100}, "/likelihood": {"t_stride": 1000},
+                     "/sweep": {"samplers": ["dpm-solver++"], "step_counts": [5]}}
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ mode looks for it); `launch()` queues and launches it the way app.py does, so te
 import gradio as gr
 import torch
 
-from explorer.app import catalogue, forward, inversion, reverse, sweep, toy
+from explorer.app import catalogue, forward, inversion, likelihood, reverse, sweep, toy
 
-VIEWS = (forward, reverse, toy, inversion, sweep)
+VIEWS = (forward, reverse, toy, likelihood, inversion, sweep)
 QUEUE_SIZE = 64  # waiting events beyond this are refused with "queue full" instead of piling up
 CONCURRENCY = 2  # events of one kind run at most this many at once
 MAX_FILE_SIZE = "20mb"
