@@ -125,8 +125,7 @@ def picture(x: torch.Tensor) -> np.ndarray:
 
 
 def frame(x: torch.Tensor, t: int) -> np.ndarray:
-    """A streamed picture: `picture(x)` captioned with its timestep t. The caption also keeps its bytes apart from
-    the final pictures': Gradio rewrites a cached picture of equal bytes in place, which can cut short a fetch of it."""
+    """A streamed picture: `picture(x)` with its timestep t in a caption strip under it."""
     pixels = picture(x)
     return plots.captioned(pixels, [f"t = {t}"], 1, pixels.shape[:2], 0)
 
