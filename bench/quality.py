@@ -14,6 +14,11 @@ seed, hence the same x_T, for every config):
   DDIM at 10 / 20 / 50 / 100 steps with eta 0, 0.5, 1, DPM-Solver++(2M) at 5 / 10 / 20 model calls;
 - a classifier-free-guidance sweep w = 0, 1, 3, 5 with DDIM-50, eta 0 (out = out_null + w (out_cond - out_null):
   w = 0 unconditional, w = 1 the conditional model, larger w pushes further toward the class);
+- with `--classifier-scales 1,3,10`, a classifier-guidance sweep of the same sampler at w = 1: eps_hat - s b_t
+  grad log p_phi(y | x_t, t) with the noise-aware classifier `--noisy-classifier` (explorer.noisy_classifier;
+  Dhariwal & Nichol 2021, eq. 14), rows labelled like ddim-50-eta0-cg3, for checkpoints whose dataset, image shape,
+  classes, schedule and T it fits (the report says why not for the others). Class accuracy stays the reference
+  classifier's, a network other than the p_phi that steers;
 - the ELBO (explorer.likelihood.elbo, sigma^2 = beta_tilde, conditioned on the true labels) of `--elbo-n` test
   images with a t stride: its per-timestep terms go to elbo_<checkpoint>.csv, bits per dimension to the report;
 - the real test images as every table's first row (the classifier's accuracy on them; cFID of a second real
@@ -68,6 +73,8 @@ from explorer.metrics import (
     generate_samples,
 )
 from explorer.nets import count_parameters
+from explorer.noisy_classifier import DEFAULT_PATH as NOISY_PATH
+from explorer.noisy_classifier import load_noisy_classifier
 from explorer.training import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,13 +89,15 @@ TARGETS = {"ddim-50-eta1": (1.5, 1.5), "dpm-solver++-10": (2.0, 3.0)}
 
 
 def label(options: dict) -> str:
-    """A sampler config's name: ddpm-1000-beta, ddim-50-eta0.5, dpm-solver++-10, with -g3 for guidance != 1."""
+    """A sampler config's name: ddpm-1000-beta, ddim-50-eta0.5, dpm-solver++-10, with -g3 for guidance != 1 and
+    -cg3 for classifier guidance s = 3."""
     name = f"{options['method']}-{options['steps']}"
     if options["method"] == "ddpm":
         name += f"-{options['variance']}"
     elif options["method"] == "ddim":
         name += f"-eta{options['eta']:g}"
-    return name + (f"-g{options['guidance']:g}" if options["guidance"] != 1 else "")
+    name += f"-g{options['guidance']:g}" if options["guidance"] != 1 else ""
+    return name + (f"-cg{options['classifier_scale']:g}" if options.get("classifier_scale") else "")
 
 
 def sampler_configs(T: int, quick: bool) -> tuple[list[dict], list[dict]]:
@@ -108,6 +117,13 @@ def sampler_configs(T: int, quick: bool) -> tuple[list[dict], list[dict]]:
     capped = [{**o, "steps": min(o["steps"], T), "guidance": 1.0, "clip_x0": True} for o in samplers]
     sweep = [{**reference, "steps": min(reference["steps"], T), "guidance": w, "clip_x0": True} for w in guidances]
     return capped, sweep
+
+
+def guided_configs(sweep: list[dict], scales: list[float]) -> list[dict]:
+    """The classifier-guidance sweep: the reference sampler (the guidance sweep's) at w = 1 with classifier scale s
+    for each of `scales`; s = 0 is the reference row itself."""
+    reference = sweep[0] | {"guidance": 1.0}
+    return [reference | ({"classifier_scale": s} if s else {}) for s in scales]
 
 
 def file_hash(path: Path) -> str:
@@ -164,9 +180,11 @@ class Cache:
         return self.rows[key]
 
 
-def measure_sampler(model, classifier, options, test_stats, n, seed, batch_size) -> dict:
+def measure_sampler(model, classifier, options, test_stats, n, seed, batch_size, guide=None) -> dict:
+    """cFID, class accuracy and seconds of n samples; options with a classifier_scale are guided by `guide`."""
     start = time.perf_counter()
-    images, labels = generate_samples(model, n, options, batch_size, seed)
+    sampler = options | {"classifier": guide} if options.get("classifier_scale") else options
+    images, labels = generate_samples(model, n, sampler, batch_size, seed)
     seconds = time.perf_counter() - start
     stats = feature_stats(classifier_features(classifier, images))
     accuracy = class_accuracy(classifier, images, labels) if labels is not None else None
@@ -265,6 +283,16 @@ def report(args, command, device, classifier, n, floors, real_accuracy, reports,
         lines += ["", f"### Guidance sweep ({r['reference']}; w != 0, 1 doubles the batch "
                   "of each call)", "", *table(["guidance w", "cFID", "cFID / floor", "class acc", "time s"],
                                               sweep_rows), ""]
+        guided_rows = [[fmt(row["classifier_scale"], "g"), fmt(row["cfid"], ".3f"), fmt(row["cfid"] / floor),
+                        fmt(row["accuracy"], ".3f"), fmt(row["seconds"], ".1f")]
+                       for row in sorted(r["rows"].values(), key=lambda row: row["classifier_scale"])
+                       if "guided" in row["parts"]]
+        if args.classifier_scales:
+            lines += [f"### Classifier guidance sweep ({r['reference']}, w = 1; p_phi(y | x_t, t): "
+                      f"`{Path(args.noisy_classifier).name}`; s != 0 adds its forward and backward to each call)", "",
+                      *(table(["classifier s", "cFID", "cFID / floor", "class acc", "time s"], guided_rows)
+                        if not r["misfit"] else [f"Not measured, the classifier does not fit this checkpoint: "
+                                                 f"{r['misfit']}."]), ""]
         e = r["elbo"]
         lines += ["### ELBO", "",
                   f"**{e['total_bpd']:.3f} bits/dim** (negative ELBO, an upper bound on the NLL) on "
@@ -294,9 +322,11 @@ def settings_flags(args) -> list[str]:
     flags = ["--quick"] if args.quick else []
     flags += ["--n", str(args.n), "--ddpm-n", str(args.ddpm_n), "--elbo-n", str(args.elbo_n)]
     defaults = parse_args([])
-    for name in ("t_stride", "seed", "batch_size", "device", "classifier"):
+    for name in ("t_stride", "seed", "batch_size", "device", "classifier", "noisy_classifier"):
         if getattr(args, name) != getattr(defaults, name):
             flags += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    if args.classifier_scales:
+        flags += ["--classifier-scales", ",".join(f"{s:g}" for s in args.classifier_scales)]
     return flags
 
 
@@ -309,6 +339,9 @@ def parse_args(argv):
                         help="samples for the full-T DDPM rows and their DPM-Solver++-10 / floor pair (default N)")
     parser.add_argument("--only", default=None, help="comma-separated config labels to run (e.g. ddim-50-eta0)")
     parser.add_argument("--classifier", default=str(DEFAULT_PATH))
+    parser.add_argument("--classifier-scales", default=None,
+                        help="comma-separated classifier-guidance scales s >= 0 (e.g. 0,1,3,10): adds their rows")
+    parser.add_argument("--noisy-classifier", default=str(NOISY_PATH), help="p_phi(y | x_t, t) of those rows")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
@@ -322,6 +355,13 @@ def parse_args(argv):
     if min(args.n, args.ddpm_n) < 2:
         parser.error("--n and --ddpm-n must be at least 2 (a covariance needs two samples)")
     args.elbo_n = args.elbo_n or (8 if args.quick else 1000)
+    try:
+        args.classifier_scales = [float(s) for s in args.classifier_scales.split(",")] if args.classifier_scales \
+            else []
+    except ValueError:
+        parser.error(f"--classifier-scales: comma-separated numbers, got {args.classifier_scales!r}")
+    if any(not s >= 0 for s in args.classifier_scales):
+        parser.error("--classifier-scales must all be >= 0")
     return args
 
 
@@ -334,6 +374,8 @@ def main(argv: list[str] | None = None) -> Path:
     device = pick_device(args.device)
     classifier = load_classifier(args.classifier, device)
     judge = "classifier=" + file_hash(Path(args.classifier))
+    guide = load_noisy_classifier(args.noisy_classifier, device) if args.classifier_scales else None
+    steering = "noisy_classifier=" + file_hash(Path(args.noisy_classifier)) if guide else None
     dataset = classifier.config.dataset
     x_train, y_train, _ = load_image_tensors(dataset, train=True, root=args.data_root)
     x_test, y_test, _ = load_image_tensors(dataset, train=False, root=args.data_root)
@@ -369,7 +411,10 @@ def main(argv: list[str] | None = None) -> Path:
         model = load_model(path, device)
         digest = file_hash(path)
         samplers, sweep = sampler_configs(config.T, args.quick)
-        known = {label(o) for o in samplers + sweep}
+        guided = guided_configs(sweep, args.classifier_scales)
+        known = {label(o) for o in samplers + sweep + guided}
+        misfit = guide.config.misfit(config) if guide else ""
+        guided = [] if misfit else guided  # the report says why not
         if only is not None and not only <= known:
             raise ValueError(f"--only: unknown config label(s) {', '.join(sorted(only - known))} for {path.name}; "
                              f"its configs: {', '.join(sorted(known))}")
@@ -377,19 +422,21 @@ def main(argv: list[str] | None = None) -> Path:
         # (options, part, N): full-T DDPM at --ddpm-n, with DPM-Solver++-10 and the reference sampler there too
         jobs = [(o, "samplers", args.ddpm_n if o["method"] == "ddpm" else args.n) for o in samplers]
         jobs += [(o, "sweep", args.n) for o in sweep]
+        jobs += [(o, "guided", args.n) for o in guided]
         if args.ddpm_n != args.n:
             jobs += [(o, "samplers", args.ddpm_n) for o in samplers if label(o) in ("dpm-solver++-10", reference)]
         rows, labels = {}, set()
         for options, part, n in jobs:
             name = label(options) + (f"@N={n}" if n != args.n and options["method"] != "ddpm" else "")
-            key = row_key(digest, judge, device.type, n, args.seed, args.batch_size, options)
+            keyed = options | {"steered_by": steering} if options.get("classifier_scale") else options
+            key = row_key(digest, judge, device.type, n, args.seed, args.batch_size, keyed)
             if only is not None and label(options) not in only and key not in cache.rows:
                 continue  # left out by --only and not measured before (rows measured earlier stay in the report)
-            if name not in rows:  # the sweep's w = 1 is also a sampler row: measured once
+            if name not in rows:  # the sweeps' w = 1 and s = 0 are also a sampler row: measured once
                 row = cache.get_or_measure(key, lambda o=options, n=n: measure_sampler(
-                    model, classifier, o, test_stats[n], n, args.seed, args.batch_size))
+                    model, classifier, o, test_stats[n], n, args.seed, args.batch_size, guide))
                 rows[name] = {**row, "calls": options["steps"], "guidance": options["guidance"], "n": n,
-                              "parts": []}
+                              "classifier_scale": options.get("classifier_scale", 0.0), "parts": []}
             rows[name]["parts"].append(part)
             labels.add(label(options))
         t_stride = args.t_stride or (max(1, config.T // 5) if args.quick else 10)
@@ -399,7 +446,7 @@ def main(argv: list[str] | None = None) -> Path:
         write_elbo_csv(out_dir / f"elbo_{path.stem}.csv", curve, config.T, t_stride)
         reports.append({"name": path.stem, "path": path, "config": config, "hash": digest,
                         "params": count_parameters(model), "rows": rows, "labels": labels, "reference": reference,
-                        "elbo": curve, "t_stride": t_stride})
+                        "elbo": curve, "t_stride": t_stride, "misfit": misfit})
 
     md = out_dir / "quality.md"
     md.write_text(report(args, command, device, classifier, args.n, floors, real_accuracy, reports, skipped))

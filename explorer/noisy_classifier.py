@@ -81,6 +81,23 @@ class NoisyClassifierConfig(Config):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def misfit(self, model_config) -> str:
+        """Why this classifier cannot guide a diffusion model with `model_config` (explorer.checkpoint.ModelConfig),
+        or "" when it can: p_phi(y | x_t, t) knows only the x_t of its dataset and image shape under its schedule
+        (name and T), and y indexes its classes."""
+        c = model_config
+        mine = (self.dataset, [self.in_channels, self.image_size, self.image_size], list(self.class_names),
+                self.schedule, self.T)
+        theirs = (c.dataset, list(c.sample_shape), list(c.class_names), c.schedule, c.T)
+        if mine == theirs:
+            return ""
+
+        def described(dataset, shape, names, schedule, T) -> str:
+            return (f"{dataset} ({'×'.join(map(str, shape))}, {len(names)} classes) under the {schedule} schedule "
+                    f"with T = {T}")
+        renamed = " with other class names" if mine[:2] + mine[3:] == theirs[:2] + theirs[3:] else ""
+        return f"it knows the x_t of {described(*mine)}; the model samples {described(*theirs)}{renamed}"
+
 
 class NoisyClassifier(nn.Module):
     """p_phi(y | x_t, t): `forward(x_t, t)` -> logits (N, num_classes); see the module docstring."""

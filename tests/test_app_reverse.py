@@ -1,6 +1,7 @@
 """The reverse view with tiny checkpoints trained here: its handlers called directly (frames, the final image
 against the sampler's own output, stop, every sampler/sigma/objective combination, the objective toggle,
-compare mode, bad input), then the app launched in-process and driven through its named endpoints."""
+compare mode, classifier guidance with a tiny noise-aware classifier trained here, the step scrubber, bad input),
+then the app launched in-process and driven through its named endpoints."""
 from __future__ import annotations
 
 import json
@@ -26,7 +27,11 @@ from explorer.app import catalogue, plots
 from explorer.app import reverse as rv
 from explorer.app import reverse_logic as rl
 from explorer.app.options import MIXED, UserInputError, schedule
-from explorer.checkpoint import CheckpointError, DiffusionModel
+from explorer.app.reverse_replay import Replay
+from explorer.checkpoint import CheckpointError, DiffusionModel, read_config
+from explorer.forward import q_sample
+from explorer.noisy_classifier import (NoisyClassifier, NoisyClassifierConfig, load_noisy_classifier,
+                                       save_noisy_classifier)
 from explorer.samplers import plan, run, sample
 from explorer.training import TrainConfig, Trainer
 
@@ -42,6 +47,30 @@ def _train(out, images, run_dir, **overrides) -> None:
     Trainer(TrainConfig(**{**base, **overrides})).fit(progress=False)
 
 
+def _train_guide(path, images, like) -> None:
+    """A tiny noise-aware classifier p_phi(y | x_t, t) of the image folder, on the schedule, T, shape and classes
+    of the checkpoint `like`, trained for a few steps on x_t at uniform t (as scripts/train_noisy_classifier.py)."""
+    config = read_config(like)
+    c, size, _ = config.sample_shape
+    x0 = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB" if c == 3 else "L"), np.float32))
+                      for name in config.class_names for f in sorted((images / name).iterdir())]) / 127.5 - 1
+    x0 = x0.permute(0, 3, 1, 2) if c == 3 else x0[:, None]
+    y = torch.arange(len(config.class_names)).repeat_interleave(len(x0) // len(config.class_names))
+    torch.manual_seed(0)
+    guide = NoisyClassifier(NoisyClassifierConfig(in_channels=c, image_size=size, channels=[4, 8], norm_groups=2,
+                                                  schedule=config.schedule, T=config.T, dataset=config.dataset,
+                                                  class_names=list(config.class_names)))
+    opt, g = torch.optim.Adam(guide.parameters(), 3e-3), torch.Generator().manual_seed(0)
+    for _ in range(30):
+        i, t = torch.randint(0, len(x0), (16,), generator=g), torch.randint(0, config.T + 1, (16,), generator=g)
+        x_t = q_sample(guide.schedule, x0[i], t, torch.randn((16, *x0.shape[1:]), generator=g))
+        loss = torch.nn.functional.cross_entropy(guide(x_t, t), y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    save_noisy_classifier(path, guide)
+
+
 def _rewrite_config(src, dst, change) -> None:
     """Copy a checkpoint with its config changed by change(config_dict)."""
     with safe_open(str(src), framework="pt") as f:
@@ -54,7 +83,8 @@ def _rewrite_config(src, dst, change) -> None:
 @pytest.fixture(scope="session")
 def ckpts(tmp_path_factory):
     """pretrained/: tiny conditional checkpoints of one image folder (eps, x0, v; cosine, T = 50), an
-    unconditional one (eps, linear) and a 2D toy; beside it a slow one (T = 1000) and bad uploads."""
+    unconditional one (eps, linear), a 2D toy and the noise-aware classifier of classifier guidance for the
+    conditional ones; beside it a slow one (T = 1000) and bad uploads."""
     root = tmp_path_factory.mktemp("reverse")
     images = root / "pics"
     square, stripes = (lambda i, j: 255 * (8 <= i < 24 and 8 <= j < 24)), (lambda i, j: 255 * (j % 8 < 4))
@@ -70,6 +100,7 @@ def ckpts(tmp_path_factory):
     _train(pre / "plain_eps_linear.safetensors", images, root / "runs" / "plain", objective="eps", schedule="linear",
            conditional=False)
     _train(pre / "moons.safetensors", images, root / "runs" / "moons", dataset="two-moons", batch_size=16)
+    _train_guide(pre / rl.GUIDE, images, pre / "tiny_eps.safetensors")
     up = root / "uploads"
     _train(up / "slow_eps.safetensors", images, root / "runs" / "slow", objective="eps", T=1000)
     (up / "notes.txt").write_text("not a checkpoint\n")
@@ -93,7 +124,7 @@ def controls(**kw) -> dict:
     """Generate's controls by name (CONTROLS), tiny defaults changed by kw."""
     values = {"checkpoint": "tiny_eps.safetensors", "upload": None, "objective": "eps", "method": "ddim",
               "variance": "beta_tilde", "eta": 0.0, "spacing": "trailing", "steps": 6, "label": MIXED,
-              "guidance": 1.0, "seed": 0, "n": 3, "clip": False, **kw}
+              "guidance": 1.0, "classifier_scale": 0.0, "seed": 0, "n": 3, "clip": False, **kw}
     return {name: values[name] for name in rl.CONTROLS}
 
 
@@ -103,10 +134,11 @@ def api(**kw) -> list:
 
 
 def final_grid(path, checkpoint=None, upload=None, objective=None, method="ddim", variance="beta_tilde", eta=0.0,
-               spacing="trailing", steps=6, label=MIXED, guidance=1.0, seed=0, n=3, clip=False) -> torch.Tensor:
+               spacing="trailing", steps=6, label=MIXED, guidance=1.0, classifier_scale=0.0, seed=0, n=3,
+               clip=False) -> torch.Tensor:
     """The sampler's own output for these controls, as the view documents its draws: x_T from a
     generator seeded with the seed, the same generator for the sampler's noise, labels 0, 1, 0, ... (mixed) or
-    the class."""
+    the class; classifier guidance (s != 0) by the bundled noise-aware classifier."""
     model = catalogue.model_at(path)
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn((n, *model.sample_shape), generator=g)
@@ -114,7 +146,9 @@ def final_grid(path, checkpoint=None, upload=None, objective=None, method="ddim"
     if model.class_names:
         y = torch.arange(n) % len(CLASSES) if label == MIXED else torch.full((n,), CLASSES.index(label))
     return run(sample(model, model.schedule, x_T, method=method, steps=steps, eta=eta, objective=model.objective,
-                      y=y, guidance=guidance, spacing=spacing, variance=variance, clip_x0=clip, generator=g))
+                      y=y, guidance=guidance, spacing=spacing, variance=variance, clip_x0=clip, generator=g,
+                      classifier=load_noisy_classifier(catalogue.PRETRAINED / rl.GUIDE) if classifier_scale else None,
+                      classifier_scale=classifier_scale))
 
 
 def streamed(x: torch.Tensor, label=MIXED, pixels=rl.STREAM_PX) -> np.ndarray:
@@ -311,7 +345,8 @@ def test_the_stop_button_stops_its_own_session_only(calls, monkeypatch):
     assert calls.n == 8
     stopped = "**Stopped** after step 6 of 30."  # the last frame shown (k = 6); Stop and the run say the same
     assert pressed == [(stopped, SKIP)] and outs[-1][OUT["status"]] == stopped
-    assert all(is_skip(v) for i, v in enumerate(outs[-1]) if i != OUT["status"])
+    assert all(is_skip(v) for i, v in enumerate(outs[-1][:-1]) if i not in (OUT["status"], OUT["replay"]))
+    assert outs[-1][OUT["replay"]].last == 6 and outs[-1][-1].maximum == 6  # the step slider: x_T up to step 6
     assert "Step 6 of 30" in outs[-2][OUT["status"]]
     assert rv.STOPS.stop(mine) == {}  # the flag is gone with the run
 
@@ -345,7 +380,7 @@ def test_compare_runs_both_settings_from_the_same_noise(monkeypatch):
     monkeypatch.setattr(rl, "MAX_FRAMES", 4)
     c = {name: i for i, name in enumerate(rl.COMPARE_OUTPUTS)}
     a = dict(objective="eps", method="ddim", steps=3, seed=2, n=4)
-    b = dict(objective="v", method="ddpm", variance="beta", steps=10, clip=True)
+    b = dict(objective="v", method="ddpm", variance="beta", steps=10, clip=True, classifier_scale=4.0)
     b_controls = {name: b.get(name[:-2], rl.DEFAULTS_B[name]) for name in rl.CONTROLS_B}  # "steps" -> "steps_b"
     outs = list(rv.compare(**controls(**a), **b_controls))
     assert len(outs) == 1 + 4  # x_T, then min(MAX_FRAMES, 10) ticks
@@ -357,8 +392,111 @@ def test_compare_runs_both_settings_from_the_same_noise(monkeypatch):
     assert np.array_equal(last[c["x_t_b"]], streamed(want_b))
     done = last[c["status"]]
     assert "**Done**" in done and "step 3 of 3" in done and "step 10 of 10" in done
+    assert done.count("classifier-free w = 1") == 2 and done.count("classifier s = 4") == 1  # B's only
     tick2 = outs[2][c["status"]]  # tick 2 of 4: A after ceil(2 * 3 / 4) = 2 steps, B after 2 * 10 / 4 = 5
     assert "step 2 of 3" in tick2 and "step 5 of 10" in tick2
+
+
+# --- classifier guidance ---------------------------------------------------------------------------------------
+
+def final_x(**kw) -> torch.Tensor:
+    """The run's last frame, x_0, as the sampler left it (floats, not pictures)."""
+    return list(rl.trajectory(rl.RunSettings.parse(controls(**kw))))[-1].x
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim"])
+def test_classifier_guidance_is_the_samplers_draw_for_draw(method):
+    """s = 0 with the classifier at hand is the unguided sampler, noise draw for noise draw; s > 0 is the
+    library's classifier-guided sampler with the bundled noise-aware classifier, from the same draws."""
+    args = dict(method=method, eta=1.0, steps=4, n=3, seed=5, label="stripes")
+    path = catalogue.PRETRAINED / "tiny_eps.safetensors"
+    plain = final_grid(path, **args)
+    assert torch.equal(final_x(**args, classifier_scale=0.0), plain)
+    guided = final_x(**args, classifier_scale=4.0)
+    assert torch.equal(guided, final_grid(path, **args, classifier_scale=4.0)) and not torch.equal(guided, plain)
+
+
+def test_a_large_classifier_scale_raises_the_classifiers_own_p_of_the_class():
+    """Classifier guidance climbs log p_phi(y | x_t, t): the classifier's own p(y | x_0) of the class asked for
+    grows with s, for each class, on the unconditional (w = 0) and the conditional model (x0_hat clipped, the
+    view's default)."""
+    guide = load_noisy_classifier(catalogue.PRETRAINED / rl.GUIDE)
+    for w in (0.0, 1.0):
+        for k, label in enumerate(CLASSES):
+            p = [float(torch.softmax(guide(final_x(label=label, guidance=w, classifier_scale=s, n=4, steps=5, seed=1,
+                                                   clip=True), torch.tensor(0)), -1)[:, k].mean()) for s in (0, 5, 20)]
+            assert p[0] < p[1] < p[2] and p[2] > p[0] + 0.15, (w, label, p)
+
+
+def test_the_status_names_both_kinds_of_guidance():
+    last = list(rv.generate(**controls(steps=2, guidance=2.0, classifier_scale=3.5)))[-1][OUT["status"]]
+    assert "classifier-free w = 2, classifier s = 3.5" in last and "**Done**" in last
+    assert "classifier s" not in list(rv.generate(**controls(steps=2)))[-1][OUT["status"]]  # s = 0: not mentioned
+
+
+def test_classifier_guidance_is_offered_where_the_classifier_fits_and_says_why_not_elsewhere(ckpts, monkeypatch):
+    """The s sliders (A and B) show for checkpoints of the classifier's dataset, shape, classes, schedule and T;
+    elsewhere they are hidden at 0, the model info says why, and s != 0 through the API is refused saying why."""
+    fits = rv.choose_checkpoint("tiny_v.safetensors", None, 10, 10, MIXED)
+    assert fits[8].visible and fits[9].visible and "Here $p_\\phi$ is fashion_noisy_classifier.safetensors" in fits[2]
+    slow = str(ckpts.up / "slow_eps.safetensors")
+    _, *other = rv.use_upload(slow, 10, 10, MIXED)
+    assert other[8].visible is False and other[8].value == 0 and other[9].visible is False
+    assert "**Classifier s is unavailable here**: fashion_noisy_classifier.safetensors does not fit slow_eps." \
+        in other[2] and "schedule with T = 50; the model samples" in other[2]
+    with pytest.raises(UserInputError, match="classifier guidance is not available for slow_eps.safetensors: .*"
+                       "T = 1000. Leave classifier s at 0."):
+        rl.RunSettings.parse(controls(checkpoint=rv.UPLOAD, upload=slow, classifier_scale=2.0))
+    assert not rv.choose_checkpoint("plain_eps_linear.safetensors", None, 10, 10, MIXED)[8].visible
+    tiny = catalogue.bundled_images()["tiny_v.safetensors"]
+    guide = load_noisy_classifier(catalogue.PRETRAINED / rl.GUIDE).config
+    assert guide.misfit(tiny) == "" and guide.misfit(replace(tiny, class_names=["a", "b"])).endswith(
+        "under the cosine schedule with T = 50 with other class names")
+    monkeypatch.setattr(rl, "GUIDE", "missing.safetensors")
+    with pytest.raises(UserInputError, match="there is no noise-aware classifier missing.safetensors in pretrained/"):
+        rl.RunSettings.parse(controls(classifier_scale=1.0))
+    assert not rv.choose_checkpoint("tiny_v.safetensors", None, 10, 10, MIXED)[8].visible
+
+
+# --- the step scrubber ---------------------------------------------------------------------------------------
+
+def test_the_step_slider_replays_each_shown_step_without_a_model_call(calls, monkeypatch):
+    """After a run the slider spans its shown steps; at each it shows the streamed x_t and x0_hat pixel for pixel,
+    the step's update x_t - x_{t_model} (the sampler's Step.x_next - Step.x_t, scaled to fill the grey range) and
+    its numbers (t, t_next, sigma as planned; RMS of the update); between shown steps, the one before; no model
+    call. Before any run it says to press Generate."""
+    monkeypatch.setattr(rl, "MAX_FRAMES", 3)
+    args = dict(method="ddpm", steps=7, n=3, seed=2)
+    outs = list(rv.generate(**controls(**args)))
+    replay, slider = outs[-1][OUT["replay"]], outs[-1][-1]
+    assert isinstance(replay, Replay) and (slider.maximum, slider.value, slider.interactive) == (7, 7, True)
+    assert outs[0][OUT["replay"]] is None and outs[0][-1].interactive is False  # off while the run streams
+    assert all(is_skip(out[-1]) for out in outs[1:-1])
+    model = catalogue.model_at(catalogue.PRETRAINED / "tiny_eps.safetensors")
+    g = torch.Generator().manual_seed(2)
+    x_T = torch.randn((3, *model.sample_shape), generator=g)
+    steps = list(sample(model, model.schedule, x_T, method="ddpm", steps=7, objective="eps",
+                        y=torch.tensor([0, 1, 0]), generator=g))
+    before = calls.n
+    for out, j in zip(outs, [0, 3, 6, 7]):  # k = ceil(7 / 3) = 3
+        x_t, x0_hat, update, text = rv.scrub_step(replay, j)
+        assert np.array_equal(x_t, out[OUT["x_t"]])
+        if j == 0:
+            assert x0_hat is None and update is None and "**x_T** at t = 50" in text
+            continue
+        st = steps[j - 1]
+        delta = st.x_next - st.x_t
+        assert np.array_equal(x0_hat, out[OUT["x0_hat"]])
+        assert np.array_equal(update, streamed(delta / delta.abs().max()))
+        assert (f"**Step {j} of 7**: the model saw x at t = {st.t} and guessed x̂₀ and ε̂; the step moved x to "
+                f"t = {st.t_next} with σ = {st.sigma:.4f}") in text
+        assert f"update {delta.pow(2).mean().sqrt():.4f}" in text
+    assert rv.scrub_step(replay, 5)[3] == rv.scrub_step(replay, 3)[3]
+    assert calls.n == before
+    with pytest.raises(gr.Error, match=r"step must be a whole number from 0 to 7 \(the last step the run showed\)"):
+        rv.scrub_step(replay, 8)
+    with pytest.raises(gr.Error, match="press Generate"):
+        rv.scrub_step(None, 0)
 
 
 def test_the_objective_toggle_switches_checkpoints_or_says_why_not():
@@ -390,11 +528,12 @@ def test_the_objective_toggle_keeps_the_network_when_two_files_qualify(monkeypat
 
 
 def test_unconditional_checkpoints_hide_class_and_guidance():
-    objective, _, info, steps, _, label, guidance, _ = rv.choose_checkpoint("plain_eps_linear.safetensors", None,
-                                                                            60, 20, "stripes")
+    objective, _, info, steps, _, label, guidance, _, steered, _ = rv.choose_checkpoint(
+        "plain_eps_linear.safetensors", None, 60, 20, "stripes")
     assert objective.value == "eps" and "unconditional" in info and "linear schedule" in info
     assert steps.maximum == 50 and steps.value == 50
     assert label.visible is False and label.value == MIXED and guidance.visible is False and guidance.value == 1
+    assert steered.visible is False and steered.value == 0
     conditional = rv.choose_checkpoint("tiny_x0.safetensors", None, 10, 20, "stripes")
     assert conditional[5].visible and conditional[5].value == "stripes" and conditional[6].visible
 
@@ -418,6 +557,10 @@ def test_uploading_selects_the_upload_and_removing_it_goes_back(ckpts):
     (dict(n=17), "number of images must be a whole number from 1 to 16"),
     (dict(eta=1.5), r"eta must be a .*number in \[0, 1\]"),
     (dict(guidance=-1.0), r"guidance must be a .*number in \[0, 10\]"),
+    (dict(classifier_scale=-1.0), r"classifier guidance s must be a .*number in \[0, 30\]"),
+    (dict(classifier_scale=True), r"classifier guidance s must be a .*number"),
+    (dict(checkpoint="plain_eps_linear.safetensors", classifier_scale=2.0),
+     "classifier guidance is not available for plain_eps_linear.safetensors: .* is unconditional"),
     (dict(seed=-1), "seed must be a whole number"),
     (dict(method="euler"), "unknown sampler 'euler'; allowed: ddpm, ddim, dpm-solver"),
     (dict(label="circles"), "unknown class 'circles'; allowed: .*squares, stripes"),
@@ -475,7 +618,7 @@ def pixels(path) -> np.ndarray:
 def test_named_endpoints(client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert {"/generate", "/compare", "/stop", "/sigma_plot", "/choose_checkpoint", "/choose_objective",
-            "/upload_checkpoint", "/drop_checkpoint"} <= set(api)
+            "/upload_checkpoint", "/drop_checkpoint", "/scrub"} <= set(api)
     assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == list(rl.CONTROLS)
     assert [p["parameter_name"] for p in api["/compare"]["parameters"]] == [*rl.CONTROLS, *rl.CONTROLS_B]
 
@@ -494,6 +637,8 @@ def test_generate_streams_its_frames_to_a_client(client, ckpts):
     assert np.array_equal(pixels(final[OUT["downloads"]][0]), downloaded(want))
     with Image.open(final[OUT["trajectory"]]) as gif:
         assert gif.n_frames == 6
+    x_t, x0_hat, update, text = client.predict(3, api_name="/scrub")  # this client's session's run, step 3
+    assert np.array_equal(pixels(x_t), pixels(outs[3][OUT["x_t"]])) and "**Step 3 of 5**" in text
 
 
 def test_bad_input_through_the_app_gives_a_message_and_it_keeps_serving(client, ckpts):

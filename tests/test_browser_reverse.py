@@ -2,7 +2,8 @@
 
 Presses Generate and watches the x_t grid change frame by frame until the run is done (x̂₀ beside it, the GIF
 and the downloads after it), then starts a 1000-step DDPM run and stops it; two visitors share the one run
-slot and the second stops its run while it waits its turn. Screenshots go to test-artifacts/. In CI (CI=true) a missing Chromium or Playwright fails the test.
+slot and the second stops its run while it waits its turn; classifier guidance s is set and stated, and the step
+slider goes back through a finished run. Screenshots go to test-artifacts/. In CI (CI=true) a missing Chromium or Playwright fails the test.
 """
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def test_generate_and_the_essentials_are_in_the_first_screen(browser, app_proces
     page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot",
                             height=1000)
     for elem_id in ("reverse-generate", "reverse-stop", "reverse-checkpoint", "reverse-method", "reverse-steps",
-                    "reverse-class", "reverse-guidance"):
+                    "reverse-class", "reverse-guidance", "reverse-classifier"):
         assert page.locator(f"#{elem_id}").is_visible(), elem_id
         assert page.evaluate(BOTTOM, f"#{elem_id}") <= 1000, elem_id
     hidden = ("reverse-eta", "reverse-spacing", "reverse-seed", "reverse-n", "reverse-clip")
@@ -196,4 +197,46 @@ def test_picture_labels_sit_above_their_pictures(browser, app_process_url):
     page.wait_for_selector("#reverse-gif img", timeout=20_000)
     for elem_id in ("reverse-gif", "reverse-xt", "reverse-x0"):
         assert page.evaluate(OVERLAP, elem_id) is False, elem_id
+    assert not errors, errors
+
+
+SRC = "sel => { const img = document.querySelector(sel + ' img'); return img && img.getAttribute('src'); }"
+NUMBERS = "text => document.querySelector('#reverse-scrub-info').innerText.includes(text)"
+CHANGED = """([sel, old]) => {  // the picture's src is set and is no longer `old`
+    const img = document.querySelector(sel + ' img');
+    return Boolean(img && img.src) && img.getAttribute('src') !== old; }"""
+
+
+def test_classifier_guidance_and_the_step_slider_after_a_run(browser, app_process_url, artifacts):
+    """Set classifier guidance s beside classifier-free w, Generate: the status names both. Then the step slider
+    goes back through the run: x_t, x̂₀, the step's update and its numbers change with it (no new run). A checkpoint
+    on another schedule hides s and says why."""
+    page, errors = open_tab(browser, app_process_url, "Reverse process", "#reverse-sigmas .js-plotly-plot")
+    assert "Classifier-free w" in page.locator("#reverse-guidance").inner_text()
+    assert "Classifier s" in page.locator("#reverse-classifier").inner_text()
+    set_number(page, "reverse-steps", 4)
+    set_number(page, "reverse-classifier", 5)
+    page.locator("#reverse-generate").click()
+    page.wait_for_function(STATUS, arg="Done", timeout=120_000)
+    assert "classifier-free w = 1, classifier s = 5" in page.locator("#reverse-status").inner_text()
+    page.wait_for_selector("#reverse-scrub input[type=number]:not([disabled])", timeout=20_000)
+    shown = {4: page.evaluate(SRC, "#reverse-xt")}
+    for step in (1, 3, 0):
+        set_number(page, "reverse-scrub", step)
+        page.wait_for_function(NUMBERS, arg=f"Step {step} of 4" if step else "x_T at t = 1000", timeout=20_000)
+        page.wait_for_function(CHANGED, arg=["#reverse-xt", list(shown.values())[-1]], timeout=20_000)
+        shown[step] = page.evaluate(SRC, "#reverse-xt")
+        if step == 3:
+            assert page.locator("#reverse-update img").is_visible() and page.locator("#reverse-x0 img").count() == 1
+            assert "RMS per pixel" in page.locator("#reverse-scrub-info").inner_text()
+            page.screenshot(path=artifacts / "reverse-step-slider.png", full_page=True)
+    assert len(set(shown.values())) == 4  # x_0, steps 1 and 3, x_T: four different pictures
+    assert "Done" in page.locator("#reverse-status").inner_text()  # scrubbing started no run
+
+    page.locator("#reverse-checkpoint input").click()
+    page.get_by_role("option", name="fashion_eps_linear.safetensors").click()
+    page.wait_for_function("() => document.querySelector('#reverse-info').innerText.includes('unavailable here')",
+                           timeout=20_000)
+    assert not page.locator("#reverse-classifier").is_visible()
+    assert "linear schedule with T = 1000" in page.locator("#reverse-info").inner_text()
     assert not errors, errors

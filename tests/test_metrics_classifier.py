@@ -358,3 +358,18 @@ def test_quality_targets_are_issue_15s():
                     ["dpm-solver++-10: class accuracy - real test images' (points)", "m", "+2.4", "within +-3.0", "yes"]]
     assert bench.target_rows([{"name": "m", "rows": {}}], {500: 1.0}, 0.926, 500)[0][2:] == ["n/a", "<= 1.5",
                                                                                           "not measured"]
+
+
+def test_quality_classifier_guidance_rows_are_named_keyed_and_reproduced():
+    """--classifier-scales adds the reference sampler at w = 1 with classifier guidance s (s = 0: the reference row
+    itself), labelled -cgS; the flags that reproduce a report carry the scales."""
+    bench = load_bench()
+    args = bench.parse_args(["--quick", "--classifier-scales", "0,3"])
+    _, sweep = bench.sampler_configs(1000, quick=True)
+    guided = bench.guided_configs(sweep, args.classifier_scales)
+    assert [bench.label(o) for o in guided] == ["ddim-10-eta0", "ddim-10-eta0-cg3"]
+    assert guided[0] == sweep[0] | {"guidance": 1.0} and guided[1] == guided[0] | {"classifier_scale": 3.0}
+    assert bench.settings_flags(args)[-2:] == ["--classifier-scales", "0,3"]
+    for bad in ("-1", "three"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--classifier-scales", bad])

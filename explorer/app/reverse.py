@@ -9,7 +9,10 @@ reverse_logic.CONTROLS and CONTROLS_B), so the API's parameters carry those name
 Runs take turns (RUN_GROUP, one at a time); the others wait in the queue. The Stop button stops its session's
 run before its next model call, or before it starts if it still waits its turn (explorer.app.stops: no event
 is cancelled); the run then ends by itself, saying where it stopped. The eps / x0 / v toggle switches to the
-bundled checkpoint with the same dataset, schedule, T and classes trained with that objective.
+bundled checkpoint with the same dataset, schedule, T and classes trained with that objective. Classifier guidance
+s sits under classifier-free guidance w, shown where the bundled noise-aware classifier fits the checkpoint (the
+model info says why not elsewhere). After a run, the step slider replays its frames from the session's gr.State
+(explorer.app.reverse_replay: small uint8 arrays, no model call).
 """
 from __future__ import annotations
 
@@ -20,9 +23,11 @@ import gradio as gr
 from explorer.app import catalogue
 from explorer.app.catalogue import MAX_UPLOAD_BYTES, UPLOAD
 from explorer.app.options import MIXED, SamplerOptions, UserInputError
-from explorer.app.reverse_logic import (COMPARE_OUTPUTS, DEFAULTS, DEFAULTS_B, MAX_GUIDANCE, MAX_IMAGES, OUTPUTS,
-                                        RunSettings, compare_stream, default_name, generate_stream, model_info,
-                                        sampler_options as checked_sampler, sigma_figure, stopped)
+from explorer.app.reverse_logic import (COMPARE_OUTPUTS, DEFAULTS, DEFAULTS_B, KEEP_S, MAX_CLASSIFIER_SCALE,
+                                        MAX_GUIDANCE, MAX_IMAGES, OUTPUTS, RunSettings, compare_stream, default_name,
+                                        generate_stream, guide_for, model_info, sampler_options as checked_sampler,
+                                        sigma_figure, stopped)
+from explorer.app.reverse_replay import scrub
 from explorer.app.stops import Stops
 from explorer.app.widgets import (LATEX, METHOD_CHOICES, VARIANCE_CHOICES, for_visitor, noise_controls, sampler_choice,
                                   sampler_options, steps_slider)
@@ -41,11 +46,29 @@ CSS = """
 
 
 def generate(request: gr.Request = None, **controls):
-    """Stream one run (inputs: CONTROLS by name; outputs: OUTPUTS), reverse_logic.generate_stream."""
+    """Stream one run (inputs: CONTROLS by name; outputs: OUTPUTS, then the step slider), reverse_logic's
+    generate_stream; the step slider is off while the run streams and spans the steps it showed after it."""
     with STOPS.running(request, "generate") as running:  # first: the click's entry is taken even if input is bad
         settings = RunSettings.parse(controls)
         for update in generate_stream(settings, running):
-            yield tuple(update.get(name, gr.skip()) for name in OUTPUTS)
+            yield *(update.get(name, gr.skip()) for name in OUTPUTS), step_slider(update)
+
+
+def step_slider(update: dict):
+    """The step slider for a streamed update: off from x_T on, over the shown steps once the run has ended."""
+    if "replay" not in update:
+        return gr.skip()
+    replay = update["replay"]
+    return gr.Slider(interactive=False) if replay is None else gr.Slider(maximum=replay.last, value=replay.last,
+                                                                          interactive=True)
+
+
+@for_visitor
+def scrub_step(replay, step):
+    """The step slider moved: the session's last run at that step again (x_t, x0_hat, the step's update and its
+    numbers), from its kept frames (reverse_replay.scrub)."""
+    shown = scrub(replay, step)
+    return shown["x_t"], shown["x0_hat"], shown["update"], shown["numbers"]
 
 
 def compare(request: gr.Request = None, **controls):
@@ -73,15 +96,17 @@ def sigma_plot(**controls):
 
 def checkpoint_controls(path: Path, config: ModelConfig, steps, steps_b, label) -> tuple:
     """Updates of the controls that depend on the checkpoint: objective (A and B), model info, steps (A and
-    B, at most T), class and guidance (A and B; hidden for unconditional models)."""
+    B, at most T), class and guidance w (A and B; hidden for unconditional models), classifier guidance s (A and
+    B; hidden, and back at 0, where the noise-aware classifier does not fit the checkpoint)."""
     names = config.class_names
     conditional = bool(names)
     guidance = gr.Slider(visible=True) if conditional else gr.Slider(visible=False, value=1.0)
+    steered = gr.Slider(visible=True) if guide_for(path, config)[0] else gr.Slider(visible=False, value=0.0)
     return (gr.Radio(value=config.objective), gr.Radio(value=config.objective), model_info(path, config),
             gr.Slider(maximum=config.T, value=min(int(steps), config.T)),
             gr.Slider(maximum=config.T, value=min(int(steps_b), config.T)),
             gr.Dropdown(choices=[MIXED, *names], value=label if label in names else MIXED, visible=conditional),
-            guidance, guidance)
+            guidance, guidance, steered, steered)
 
 
 @for_visitor
@@ -99,7 +124,7 @@ def choose_objective(checkpoint, upload, objective, steps, steps_b, label):
     except UserInputError as exc:
         gr.Warning(str(exc))
         current = catalogue.chosen(checkpoint, upload)[1].objective
-        return gr.skip(), current, *([gr.skip()] * 7)
+        return gr.skip(), current, *([gr.skip()] * 9)
     value = UPLOAD if checkpoint == UPLOAD else path.name
     return (gr.Dropdown(choices=catalogue.checkpoint_choices(), value=value),
             *checkpoint_controls(path, config, steps, steps_b, label))
@@ -118,7 +143,7 @@ def drop_upload(steps, steps_b, label):
     """The upload was removed: back to the default bundled checkpoint."""
     found = catalogue.bundled_images()
     if not found:
-        return gr.Dropdown(choices=catalogue.checkpoint_choices(), value=UPLOAD), *([gr.skip()] * 8)
+        return gr.Dropdown(choices=catalogue.checkpoint_choices(), value=UPLOAD), *([gr.skip()] * 10)
     name = default_name(found)
     return (gr.Dropdown(choices=catalogue.checkpoint_choices(), value=name),
             *checkpoint_controls(catalogue.PRETRAINED / name, found[name], steps, steps_b, label))
@@ -130,6 +155,7 @@ def build() -> None:
     found = catalogue.bundled_images()
     start = default_name(found)
     config = found.get(start)
+    steered = bool(config and guide_for(catalogue.PRETRAINED / start, config)[0])
     T = config.T if config else 1000
     classes = list(config.class_names) if config else []
     options = SamplerOptions(d["method"], d["variance"], d["eta"], d["spacing"], min(d["steps"], T))
@@ -149,8 +175,11 @@ def build() -> None:
             label = gr.Dropdown([MIXED, *classes], value=MIXED, label="Class", visible=bool(classes),
                                 elem_id="reverse-class")
             guidance = gr.Slider(0, MAX_GUIDANCE, value=d["guidance"], step=0.25, visible=bool(classes),
-                                 label="Guidance w", info="0: unconditional · 1: conditional · > 1: further",
+                                 label="Classifier-free w", info="0: unconditional · 1: conditional · > 1: further",
                                  elem_id="reverse-guidance")
+            classifier = gr.Slider(0, MAX_CLASSIFIER_SCALE, value=d["classifier_scale"], step=0.5, visible=steered,
+                                   label="Classifier s", info="0: off · > 0: up a noisy classifier's log p(y | x_t)",
+                                   elem_id="reverse-classifier")
             with gr.Accordion("Advanced", open=False, elem_id="reverse-advanced"):
                 variance, eta, spacing = noise_controls("reverse", d["method"], d["variance"], d["eta"],
                                                         d["spacing"])
@@ -173,6 +202,14 @@ def build() -> None:
                                   interactive=False, elem_id="reverse-x0", elem_classes=grid_style,
                                   buttons=["download"])
             status_md = gr.Markdown("Press **Generate**.", elem_id="reverse-status")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=2):
+                    scrubber = gr.Slider(0, 1, value=0, step=1, interactive=False, label="After a run: back to step",
+                                         info="x_t and x̂₀ show that step again", elem_id="reverse-scrub")
+                    numbers = gr.Markdown(elem_id="reverse-scrub-info")
+                update = gr.Image(label="That step's update (enlarged)", format="png", interactive=False,
+                                  elem_id="reverse-update", elem_classes=grid_style, buttons=["download"])
+            replay = gr.State(None, time_to_live=KEEP_S)  # the last run's frames (uint8), for the step slider
             with gr.Row():
                 plot = gr.Plot(figure, show_label=False, elem_id="reverse-sigmas")
                 with gr.Column():
@@ -196,8 +233,10 @@ def build() -> None:
         with gr.Row():
             spacing_b = gr.Radio(list(SPACINGS), value=db["spacing_b"], label="B: spacing", elem_id="reverse-spacing-b")
             steps_b = gr.Slider(1, T, value=min(db["steps_b"], T), step=1, label="B: steps", elem_id="reverse-steps-b")
-            guidance_b = gr.Slider(0, MAX_GUIDANCE, value=db["guidance_b"], step=0.25, label="B: guidance w",
+            guidance_b = gr.Slider(0, MAX_GUIDANCE, value=db["guidance_b"], step=0.25, label="B: classifier-free w",
                                    visible=bool(classes), elem_id="reverse-guidance-b")
+            classifier_b = gr.Slider(0, MAX_CLASSIFIER_SCALE, value=db["classifier_scale_b"], step=0.5,
+                                     label="B: classifier s", visible=steered, elem_id="reverse-classifier-b")
             clip_b = gr.Checkbox(db["clip_b"], label="B: clip x̂₀", elem_id="reverse-clip-b")
         with gr.Row():
             run_b = gr.Button("Compare A and B", variant="primary", elem_id="reverse-compare")
@@ -212,10 +251,13 @@ def build() -> None:
 
     controls = {"checkpoint": checkpoint, "upload": upload, "objective": objective, "method": method,
                 "variance": variance, "eta": eta, "spacing": spacing, "steps": steps, "label": label,
-                "guidance": guidance, "seed": seed, "n": n, "clip": clip}  # named as CONTROLS
+                "guidance": guidance, "classifier_scale": classifier, "seed": seed, "n": n,
+                "clip": clip}  # named as CONTROLS
     controls_b = {"objective_b": objective_b, "method_b": method_b, "variance_b": variance_b, "eta_b": eta_b,
-                  "spacing_b": spacing_b, "steps_b": steps_b, "guidance_b": guidance_b, "clip_b": clip_b}
-    dependent = [objective, objective_b, info_md, steps, steps_b, label, guidance, guidance_b]
+                  "spacing_b": spacing_b, "steps_b": steps_b, "guidance_b": guidance_b,
+                  "classifier_scale_b": classifier_b, "clip_b": clip_b}
+    dependent = [objective, objective_b, info_md, steps, steps_b, label, guidance, guidance_b, classifier,
+                 classifier_b]
     around = {"checkpoint": checkpoint, "upload": upload, "steps": steps, "steps_b": steps_b, "label": label}
     plot_inputs = {k: controls[k] for k in ("checkpoint", "upload", "objective", "method", "variance", "eta",
                                             "spacing", "steps")}
@@ -224,12 +266,13 @@ def build() -> None:
 
     at_once = {"concurrency_limit": None, "concurrency_id": "reverse-stop", "show_progress": "hidden"}
     run.click(STOPS.expecting("generate"), api_visibility="private", **at_once).then(
-        for_visitor(generate), inputs_kwargs=controls, outputs=[x_t, x0_hat, status_md, plot, anim, downloads],
-        api_name="generate", **one_run)
+        for_visitor(generate), inputs_kwargs=controls,
+        outputs=[x_t, x0_hat, status_md, plot, anim, downloads, replay, scrubber], api_name="generate", **one_run)
     run_b.click(STOPS.expecting("compare"), api_visibility="private", **at_once).then(
         for_visitor(compare), inputs_kwargs={**controls, **controls_b}, outputs=[*pictures_b, status_b, plot_b],
         api_name="compare", **one_run)
     gr.on([stop.click, stop_b.click], stop_run, None, [status_md, status_b], api_name="stop", **at_once)
+    scrubber.input(scrub_step, [replay, scrubber], [x_t, x0_hat, update, numbers], api_name="scrub", **quiet)
 
     gr.on([method.input, variance.input, eta.input, spacing.input, steps.input], sigma_plot,
           inputs_kwargs=plot_inputs, outputs=plot, api_name="sigma_plot", **quiet)

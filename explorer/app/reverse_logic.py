@@ -14,10 +14,17 @@ streams at most MAX_FRAMES + 1 frames, small (STREAM_PX; the page enlarges them 
 class-conditional model carry each image's class name in a caption strip under it, drawn into the picture (so the
 downloaded PNG keeps them; the GIF stays the small plain grids); a cell is then at least CAPTION_CELL_PX wide. A stream
 yields a dict of the outputs (OUTPUTS, COMPARE_OUTPUTS) that change; a run stopped by its flag
-(explorer.app.stops) ends with its status saying where it stopped.
+(explorer.app.stops) ends with its status saying where it stopped. Generate's run ends with its shown frames kept
+small (explorer.app.reverse_replay.Replay) for the step scrubber, which goes back to them with no model call.
+
+Two kinds of guidance, side by side: classifier-free w (the model's conditional and null-class predictions mixed,
+Ho & Salimans 2022) and classifier s (the gradient of the bundled noise-aware classifier p_phi(y | x_t, t),
+explorer.noisy_classifier, Dhariwal & Nichol 2021, eq. 14), both applied by samplers.sample. Classifier guidance is
+offered for a checkpoint whose dataset, image shape, classes, schedule and T are the classifier's (`guide_for`).
 """
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 import threading
@@ -34,16 +41,21 @@ from torchvision.utils import make_grid
 
 from explorer import checks
 from explorer.app import catalogue, files, plots
+from explorer.app.reverse_replay import Replay, keep
 from explorer.app.catalogue import UPLOAD
 from explorer.app.options import (MIXED, SEED_MAX, SamplerOptions, UserInputError, class_labels, schedule,
                                   shown_steps, until)
 from explorer.checkpoint import DEFAULT_CHECKPOINT as DEFAULT_PATH
 from explorer.checkpoint import ModelConfig
+from explorer.noisy_classifier import DEFAULT_PATH as GUIDE_PATH
+from explorer.noisy_classifier import NoisyClassifier, NoisyClassifierError, load_noisy_classifier
 from explorer.samplers import plan, sample
 
 DEFAULT_CHECKPOINT = DEFAULT_PATH.name  # the view opens on it when bundled, else on the first file
 MAX_IMAGES = 16
 MAX_GUIDANCE = 10.0
+MAX_CLASSIFIER_SCALE = 30.0
+GUIDE = GUIDE_PATH.name  # the noise-aware classifier of classifier guidance, looked for in catalogue.PRETRAINED
 MAX_FRAMES = 50  # frames streamed per run besides x_T
 STREAM_PX = 128  # streamed grids are enlarged by whole pixels up to about this size
 DOWNLOAD_PX = 512  # and the final grid to download up to about this size
@@ -56,12 +68,13 @@ CURVE_POINTS = 250
 BLOW_UP = 10.0  # |x0_hat| beyond this (images live in [-1, 1]) gets the status a warning
 DEFAULTS = {"checkpoint": DEFAULT_CHECKPOINT, "upload": None, "objective": "v", "method": "ddim",
             "variance": "beta_tilde", "eta": 0.0, "spacing": "trailing", "steps": 50, "label": MIXED,
-            "guidance": 1.0, "seed": 0, "n": 16, "clip": True}
+            "guidance": 1.0, "classifier_scale": 0.0, "seed": 0, "n": 16, "clip": True}
 DEFAULTS_B = {"objective_b": "v", "method_b": "ddpm", "variance_b": "beta_tilde", "eta_b": 1.0,
-              "spacing_b": "trailing", "steps_b": 50, "guidance_b": 1.0, "clip_b": True}
+              "spacing_b": "trailing", "steps_b": 50, "guidance_b": 1.0, "classifier_scale_b": 0.0,
+              "clip_b": True}
 CONTROLS = tuple(DEFAULTS)  # the names of Generate's controls, in the API's order
 CONTROLS_B = tuple(DEFAULTS_B)  # and of run B's in Compare, after CONTROLS
-OUTPUTS = ("x_t", "x0_hat", "status", "sigmas", "trajectory", "downloads")
+OUTPUTS = ("x_t", "x0_hat", "status", "sigmas", "trajectory", "downloads", "replay")
 COMPARE_OUTPUTS = ("x_t_a", "x0_hat_a", "x_t_b", "x0_hat_b", "status", "sigmas")
 CONVERSIONS = {  # how the sampler turns each objective into the other two (seed 001, eq. 2 and 8, section 2.6)
     "eps": r"$\hat x_0 = (x_t - b_t\hat\varepsilon)/a_t$ and $\hat v = a_t\hat\varepsilon - b_t\hat x_0$",
@@ -86,6 +99,7 @@ class RunSettings:
     sampler: SamplerOptions
     label: str  # MIXED or a class name
     guidance: float
+    classifier_scale: float
     seed: int
     n: int
     clip: bool
@@ -95,6 +109,7 @@ class RunSettings:
         """Generate's controls by name (CONTROLS); ValueError names what is wrong."""
         c = controls
         guidance = checks.number("guidance", c["guidance"], 0.0, MAX_GUIDANCE)
+        classifier_scale = checks.number("classifier guidance s", c["classifier_scale"], 0.0, MAX_CLASSIFIER_SCALE)
         seed = checks.whole("seed", c["seed"], 0, SEED_MAX)
         n = checks.whole("the number of images", c["n"], 1, MAX_IMAGES)
         path, config = catalogue.resolve(c["checkpoint"], c["upload"], c["objective"])
@@ -106,7 +121,11 @@ class RunSettings:
             raise UserInputError(f"{path.name} is unconditional (trained without class labels): there is no class "
                                  f"to choose and no classifier-free guidance. Leave the class on {MIXED!r} and "
                                  "guidance at 1, or choose a class-conditional checkpoint.")
-        return cls(path, config, options, label or MIXED, guidance, seed, n, bool(c["clip"]))
+        guide, why = guide_for(path, config) if classifier_scale else (True, "")
+        if guide is None:
+            raise UserInputError(f"classifier guidance is not available for {path.name}: {why}. Leave classifier s "
+                                 "at 0.")
+        return cls(path, config, options, label or MIXED, guidance, classifier_scale, seed, n, bool(c["clip"]))
 
     @classmethod
     def parse_b(cls, controls: dict) -> RunSettings:
@@ -114,13 +133,44 @@ class RunSettings:
         return cls.parse({**controls, **{name[:-2]: controls[name] for name in CONTROLS_B}})
 
     def describe(self) -> str:
-        """The run's settings in a few words, e.g. "DDIM, η = 0.5, 50 steps (trailing), w = 2"."""
+        """The run's settings in a few words, e.g. "DDIM, η = 0.5, 50 steps (trailing), classifier-free w = 2,
+        classifier s = 3" (s when it is not 0)."""
         parts = [self.sampler.describe()]
         if self.config.class_names:
-            parts.append(f"w = {self.guidance:g}")
+            parts.append(f"classifier-free w = {self.guidance:g}")
+        if self.classifier_scale:
+            parts.append(f"classifier s = {self.classifier_scale:g}")
         if self.clip:
             parts.append("x̂₀ clipped")
         return ", ".join(parts)
+
+
+@functools.lru_cache(maxsize=2)
+def _guide(path: str, mtime_ns: int, size: int) -> NoisyClassifier:
+    return load_noisy_classifier(path, catalogue.DEVICE)
+
+
+def guide_for(path: Path, config: ModelConfig) -> tuple[NoisyClassifier | None, str]:
+    """The noise-aware classifier p_phi(y | x_t, t) that can guide the checkpoint at `path` (GUIDE in
+    catalogue.PRETRAINED, loaded once, again when the file changes) and the words that say where it comes from;
+    or None and why not. It can when the checkpoint's dataset, image shape, classes, schedule and T are the
+    classifier's (NoisyClassifierConfig.misfit). The labels it steers toward are the Class control's, which an
+    unconditional model has not."""
+    file = catalogue.PRETRAINED / GUIDE
+    try:
+        stat = file.stat()
+        guide = _guide(str(file), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        return None, f"there is no noise-aware classifier {GUIDE} in {file.parent.name}/ (train one with " \
+                     "scripts/train_noisy_classifier.py)"
+    except NoisyClassifierError as err:
+        return None, str(err)
+    if not config.class_names:
+        return None, f"{path.name} is unconditional: there is no class to steer toward"
+    why = guide.config.misfit(config)
+    if why:
+        return None, f"{GUIDE} does not fit {path.name}: {why}"
+    return guide, f"{GUIDE}, trained on the x_t of this dataset, schedule and T"
 
 
 def sampler_options(controls: dict, path: Path, config: ModelConfig) -> SamplerOptions:
@@ -148,7 +198,8 @@ def batch_labels(settings: RunSettings, device: torch.device) -> torch.Tensor | 
 @dataclass(frozen=True)
 class Progress:
     """What one frame shows: the sample x at timestep t after `step` of `n` model calls (x_T first, x_0 last)
-    and x0_hat, the guess the model made at t_model on the last call (None before the first)."""
+    and x0_hat, the guess the model made at t_model on the last call (None before the first); x_model and
+    eps_hat are that call's input (the sample at t_model) and its guess of the noise."""
     step: int
     n: int
     t: int
@@ -156,6 +207,8 @@ class Progress:
     sigma: float | None
     x: torch.Tensor
     x0_hat: torch.Tensor | None
+    x_model: torch.Tensor | None = None
+    eps_hat: torch.Tensor | None = None
 
 
 def _progress(settings: RunSettings, stop: threading.Event | None) -> Iterator[Progress]:
@@ -165,10 +218,12 @@ def _progress(settings: RunSettings, stop: threading.Event | None) -> Iterator[P
     yield Progress(0, options.steps, settings.config.T, None, None, x_T, None)
     model = catalogue.model_at(settings.path)  # after the first frame: loading takes longer than showing x_T
     device = next(model.parameters()).device
+    guide = guide_for(settings.path, settings.config)[0] if settings.classifier_scale else None
     steps = sample(model, model.schedule, x_T.to(device), **options.keywords(), objective=model.objective,
-                   y=batch_labels(settings, device), guidance=settings.guidance, clip_x0=settings.clip, generator=gen)
+                   y=batch_labels(settings, device), guidance=settings.guidance, clip_x0=settings.clip, generator=gen,
+                   classifier=guide, classifier_scale=settings.classifier_scale)
     for st in until(steps, stop):
-        yield Progress(st.i + 1, st.n, st.t_next, st.t, st.sigma, st.x_next, st.x0_hat)
+        yield Progress(st.i + 1, st.n, st.t_next, st.t, st.sigma, st.x_next, st.x0_hat, st.x_t, st.eps_hat)
 
 
 def shown(steps: int) -> list[int]:
@@ -334,7 +389,20 @@ def model_info(path: Path, config: ModelConfig) -> str:
             f"T = {config.T}, {config.step} training steps.\n\n"
             f"The network predicts **{SYMBOLS[config.objective]}**. With $a_t = \\sqrt{{\\bar\\alpha_t}}$ and "
             f"$b_t = \\sqrt{{1-\\bar\\alpha_t}}$ the sampler turns every prediction into the other two: "
-            f"{CONVERSIONS[config.objective]} (DDPM eq. 4; v from Salimans & Ho 2022).")
+            f"{CONVERSIONS[config.objective]} (DDPM eq. 4; v from Salimans & Ho 2022).{guidance_info(path, config)}")
+
+
+def guidance_info(path: Path, config: ModelConfig) -> str:
+    """The two kinds of guidance side by side, for a class-conditional checkpoint ("" for another), and whether
+    classifier guidance is available for it and why."""
+    if not config.class_names:
+        return ""
+    guide, why = guide_for(path, config)
+    return ("\n\n**Two kinds of guidance.** Classifier-free $w$ mixes the model's own conditional and null-class "
+            r"guesses, $\hat\varepsilon_\varnothing + w(\hat\varepsilon_y - \hat\varepsilon_\varnothing)$ "
+            "(Ho & Salimans 2022); classifier $s$ adds the gradient of a classifier of noisy images, "
+            r"$\hat\varepsilon - s\,b_t\nabla_{x_t}\log p_\phi(y \mid x_t, t)$ (Dhariwal & Nichol 2021, eq. 14). "
+            + (f"Here $p_\\phi$ is {why}." if guide else f"**Classifier s is unavailable here**: {why}."))
 
 
 # --- the streams the view shows ------------------------------------------------------------------------------
@@ -343,28 +411,33 @@ def model_info(path: Path, config: ModelConfig) -> str:
 def generate_stream(settings: RunSettings, running) -> Iterator[dict]:
     """One run for Generate, as dicts of the OUTPUTS that change: x_T with the sigma plot (clearing the last
     run's x0_hat, GIF and downloads), then every shown step; the last adds the trajectory GIF (the streamed
-    pictures, without captions) and the downloads (the final grid as a PNG of about DOWNLOAD_PX, the GIF). `running` is the run's
-    explorer.app.stops.Running: its flag stops the run, and a stopped run ends with a status saying where."""
+    pictures, without captions) and the downloads (the final grid as a PNG of about DOWNLOAD_PX, the GIF).
+    "replay" is None from x_T on (the last run's is dropped) and the run's shown frames (reverse_replay.Replay)
+    once it ends or is stopped after a model call. `running` is the run's explorer.app.stops.Running: its flag
+    stops the run, and a stopped run ends with a status saying where."""
     start = time.perf_counter()
-    draw, gif, done = Drawing.of(settings), [], False
+    draw, gif, kept, done = Drawing.of(settings), [], [], False
     plain = Drawing.of(settings, captions=False)  # the GIF's frames
+    sched = schedule(settings.config.schedule, settings.config.T)
     for f in trajectory(settings, running.stop):
         if not running.show(f"step {f.step} of {f.n}"):
             break
         x_img = draw(f.x)
         x0_img = draw(f.x0_hat) if f.x0_hat is not None else None
         gif.append(gif_frame(plain(f.x), plain(f.x0_hat) if f.x0_hat is not None else None))
+        kept.append(keep(f, sched))
         update = {"x_t": x_img, "x0_hat": x0_img, "status": status(settings, f, time.perf_counter() - start)}
         if f.step == 0:
             update |= {"sigmas": sigma_figure(settings.config, [("", settings.sampler)]), "trajectory": None,
-                       "downloads": None}
+                       "downloads": None, "replay": None}
         elif f.step == f.n:
             png, anim = save_results(Drawing.of(settings, DOWNLOAD_PX)(f.x), gif)
             done = True
-            update |= {"trajectory": str(anim), "downloads": [str(png), str(anim)]}
+            update |= {"trajectory": str(anim), "downloads": [str(png), str(anim)],
+                       "replay": Replay(tuple(kept), draw)}
         yield update
     if not done:  # stopped: the same words as the Stop button's, whichever lands last
-        yield {"status": stopped(running.shown)}
+        yield {"status": stopped(running.shown)} | ({"replay": Replay(tuple(kept), draw)} if len(kept) > 1 else {})
 
 
 @torch.inference_mode()
