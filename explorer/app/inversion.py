@@ -18,8 +18,8 @@ from explorer.app.inversion_logic import (CONTROLS, DEFAULTS, EDIT_OUTPUTS, GALL
                                           InversionSettings, checkpoint, conditional, edit_stream, image_class,
                                           invert_stream, picture, source, start)
 from explorer.app.reverse_logic import stopped
-from explorer.app.stops import Stops
-from explorer.app.widgets import LATEX, for_visitor
+from explorer.app.stops import Stops, as_outputs
+from explorer.app.widgets import LATEX, for_visitor, gpu_bound
 
 TITLE = "DDIM inversion"
 RUN_GROUP = "inversion-run"  # Invert and Edit share one slot: one run at a time, the others wait in the queue
@@ -32,8 +32,7 @@ def invert(request: gr.Request = None, **controls):
     """Stream one inversion (inputs: CONTROLS by name; outputs: OUTPUTS), inversion_logic.invert_stream."""
     with STOPS.running(request, "invert") as running:  # first: the click's entry is taken even if input is bad
         settings = InversionSettings.parse(controls)
-        for update in invert_stream(settings, running):
-            yield tuple(update.get(name, gr.skip()) for name in OUTPUTS)
+        yield from as_outputs(invert_stream(settings, running), OUTPUTS)
 
 
 def edit(request: gr.Request = None, **controls):
@@ -41,15 +40,10 @@ def edit(request: gr.Request = None, **controls):
     EDIT_OUTPUTS), inversion_logic.edit_stream."""
     with STOPS.running(request, "edit") as running:
         settings = InversionSettings.parse(controls)
-        for update in edit_stream(settings, settings.target(controls), running):
-            yield tuple(update.get(name, gr.skip()) for name in EDIT_OUTPUTS)
+        yield from as_outputs(edit_stream(settings, settings.target(controls), running), EDIT_OUTPUTS)
 
 
-def stop_run(request: gr.Request = None):
-    """The Stop button: this session's run ends after the model call in progress, or before it starts if it
-    still waits its turn. Outputs: the status of Invert and of Edit; a stopped run's says so at once."""
-    halted = {kind: stopped(shown) for kind, shown in STOPS.stop(request).items()}
-    return halted.get("invert", gr.skip()), halted.get("edit", gr.skip())
+stop_run = STOPS.stop_handler(stopped, "invert", "edit")  # the Stop button; outputs: Invert's and Edit's status
 
 
 @for_visitor
@@ -128,10 +122,10 @@ def build() -> None:
     one_run = {"concurrency_limit": 1, "concurrency_id": RUN_GROUP, "show_progress": "minimal"}
     at_once = {"concurrency_limit": None, "concurrency_id": "inversion-stop", "show_progress": "hidden"}
     run.click(STOPS.expecting("invert"), api_visibility="private", **at_once).then(
-        for_visitor(invert), inputs_kwargs=controls, outputs=[*pictures, status, hist, spectrum, errors],
-        api_name="inversion", **one_run)
+        for_visitor(gpu_bound(invert)), inputs_kwargs=controls,
+        outputs=[*pictures, status, hist, spectrum, errors], api_name="inversion", **one_run)
     gr.on([decode.click, target.input], STOPS.expecting("edit"), api_visibility="private", **at_once).then(
-        for_visitor(edit), inputs_kwargs={**controls, "target": target}, outputs=[edited, edit_status],
+        for_visitor(gpu_bound(edit)), inputs_kwargs={**controls, "target": target}, outputs=[edited, edit_status],
         api_name="inversion_edit", **one_run)
     stop.click(stop_run, None, [status, edit_status], api_name="inversion_stop", **at_once)
 

@@ -19,8 +19,8 @@ from explorer.app.forward_logic import GALLERY
 from explorer.app.likelihood_logic import (DEFAULTS, EXPLAIN, GALLERY_SET, NONE, OUTPUTS, ElboSettings, checkpoints,
                                            default_b, elbo_figure, elbo_updates, stride_limit, test_images)
 from explorer.app.reverse_logic import default_name, stopped
-from explorer.app.stops import Stops
-from explorer.app.widgets import LATEX, for_visitor
+from explorer.app.stops import Stops, as_outputs
+from explorer.app.widgets import LATEX, for_visitor, gpu_bound
 
 TITLE = "Likelihood"
 RUN_GROUP = "likelihood-run"  # one run at a time, the others wait in the queue
@@ -34,14 +34,10 @@ def compute(request: gr.Request = None, **controls):
     """Stream one run (inputs: CONTROLS by name; outputs: OUTPUTS), likelihood_logic.elbo_updates."""
     with STOPS.running(request, "elbo") as running:  # first: the click's entry is taken even if input is bad
         settings = ElboSettings.parse(controls)
-        for update in elbo_updates(settings, running):
-            yield tuple(update.get(name, gr.skip()) for name in OUTPUTS)
+        yield from as_outputs(elbo_updates(settings, running), OUTPUTS)
 
 
-def stop_run(request: gr.Request = None):
-    """The Stop button: this session's run ends before its next model call. Output: the status, at once."""
-    halted = STOPS.stop(request)
-    return stopped(halted["elbo"]) if "elbo" in halted else gr.skip()
+stop_run = STOPS.stop_handler(stopped, "elbo")  # the Stop button; output: the status
 
 
 def stride_slider(checkpoint, upload, checkpoint_b, t_stride) -> gr.Slider:
@@ -119,7 +115,7 @@ def build() -> None:
     at_once = {"concurrency_limit": None, "concurrency_id": "likelihood-stop", "show_progress": "hidden"}
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     run.click(STOPS.expecting("elbo"), api_visibility="private", **at_once).then(
-        for_visitor(compute), inputs_kwargs=controls, outputs=[plot, status_md], api_name="likelihood",
+        for_visitor(gpu_bound(compute)), inputs_kwargs=controls, outputs=[plot, status_md], api_name="likelihood",
         concurrency_limit=1, concurrency_id=RUN_GROUP, show_progress="minimal")
     stop.click(stop_run, None, status_md, api_name="likelihood_stop", **at_once)
     around = {k: controls[k] for k in ("checkpoint", "upload", "checkpoint_b", "t_stride")}

@@ -28,9 +28,9 @@ from explorer.app.reverse_logic import (COMPARE_OUTPUTS, DEFAULTS, DEFAULTS_B, K
                                         generate_stream, guide_for, model_info, sampler_options as checked_sampler,
                                         sigma_figure, stopped)
 from explorer.app.reverse_replay import scrub
-from explorer.app.stops import Stops
-from explorer.app.widgets import (LATEX, METHOD_CHOICES, VARIANCE_CHOICES, for_visitor, noise_controls, sampler_choice,
-                                  sampler_options, steps_slider)
+from explorer.app.stops import Stops, as_outputs
+from explorer.app.widgets import (LATEX, METHOD_CHOICES, VARIANCE_CHOICES, for_visitor, gpu_bound, noise_controls,
+                                  sampler_choice, sampler_options, steps_slider)
 from explorer.checkpoint import ModelConfig, read_config
 from explorer.parameterization import OBJECTIVES
 from explorer.samplers import SPACINGS
@@ -76,15 +76,10 @@ def compare(request: gr.Request = None, **controls):
     shares the checkpoint family, class, seed and number of images; outputs: COMPARE_OUTPUTS)."""
     with STOPS.running(request, "compare") as running:  # first: the click's entry is taken even if input is bad
         a, b = RunSettings.parse(controls), RunSettings.parse_b(controls)
-        for update in compare_stream(a, b, running):
-            yield tuple(update.get(name, gr.skip()) for name in COMPARE_OUTPUTS)
+        yield from as_outputs(compare_stream(a, b, running), COMPARE_OUTPUTS)
 
 
-def stop_run(request: gr.Request = None):
-    """The Stop button: this session's run ends after the model call in progress, or before it starts if it
-    still waits its turn. Outputs: the status of Generate and of Compare; a stopped run's says so at once."""
-    halted = {kind: stopped(shown) for kind, shown in STOPS.stop(request).items()}
-    return halted.get("generate", gr.skip()), halted.get("compare", gr.skip())
+stop_run = STOPS.stop_handler(stopped, "generate", "compare")  # the Stop button; outputs: both runs' status
 
 
 @for_visitor
@@ -266,11 +261,11 @@ def build() -> None:
 
     at_once = {"concurrency_limit": None, "concurrency_id": "reverse-stop", "show_progress": "hidden"}
     run.click(STOPS.expecting("generate"), api_visibility="private", **at_once).then(
-        for_visitor(generate), inputs_kwargs=controls,
+        for_visitor(gpu_bound(generate)), inputs_kwargs=controls,
         outputs=[x_t, x0_hat, status_md, plot, anim, downloads, replay, scrubber], api_name="generate", **one_run)
     run_b.click(STOPS.expecting("compare"), api_visibility="private", **at_once).then(
-        for_visitor(compare), inputs_kwargs={**controls, **controls_b}, outputs=[*pictures_b, status_b, plot_b],
-        api_name="compare", **one_run)
+        for_visitor(gpu_bound(compare)), inputs_kwargs={**controls, **controls_b},
+        outputs=[*pictures_b, status_b, plot_b], api_name="compare", **one_run)
     gr.on([stop.click, stop_b.click], stop_run, None, [status_md, status_b], api_name="stop", **at_once)
     scrubber.input(scrub_step, [replay, scrubber], [x_t, x0_hat, update, numbers], api_name="scrub", **quiet)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import gradio as gr
 
@@ -90,3 +90,20 @@ class Stops:
         with self._lock:
             entries = sorted((r for s, r in self._runs if s == session), key=lambda r: r.started)
         return {entry.kind: entry.halt() for entry in entries}
+
+    def stop_handler(self, stopped: Callable[[str | None], str], *kinds: str):
+        """The handler of a Stop button for runs of `kinds`: this session's runs end before their next model call
+        (or before they start if they still wait their turn). Outputs: one status per kind, in order, a stopped
+        run's `stopped(what it showed last)` at once, the others unchanged."""
+        def stop(request: gr.Request = None):
+            halted = self.stop(request)
+            answers = tuple(stopped(halted[kind]) if kind in halted else gr.skip() for kind in kinds)
+            return answers if len(answers) > 1 else answers[0]
+        return stop
+
+
+def as_outputs(updates: Iterable[dict], names: tuple[str, ...]) -> Iterator[tuple]:
+    """A logic module's stream of {output name: value} dicts as the tuples Gradio expects for the outputs `names`,
+    gr.skip() for those an update leaves as they are."""
+    for update in updates:
+        yield tuple(update.get(name, gr.skip()) for name in names)

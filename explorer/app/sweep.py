@@ -16,8 +16,8 @@ import gradio as gr
 from explorer.app import catalogue, plots
 from explorer.app.sweep_logic import (ABOUT, DEFAULTS, MAX_IMAGES, OUTPUTS, TABLE_HEADERS, SweepSettings,
                                       bundled, sampler_name, steps_name, stopped, sweep_stream)
-from explorer.app.stops import Stops
-from explorer.app.widgets import LATEX, for_visitor
+from explorer.app.stops import Stops, as_outputs
+from explorer.app.widgets import LATEX, for_visitor, gpu_bound
 from explorer.samplers import SWEEP_SAMPLERS, SWEEP_STEPS
 
 TITLE = "Steps sweep"
@@ -39,15 +39,10 @@ def run_sweep(request: gr.Request = None, **controls):
     """Stream one sweep (inputs: CONTROLS by name; outputs: OUTPUTS), sweep_logic.sweep_stream."""
     with STOPS.running(request, "sweep") as running:  # first: the click's entry is taken even if input is bad
         settings = SweepSettings.parse(controls)
-        for update in sweep_stream(settings, running):
-            yield tuple(update.get(name, gr.skip()) for name in OUTPUTS)
+        yield from as_outputs(sweep_stream(settings, running), OUTPUTS)
 
 
-def stop_sweep(request: gr.Request = None):
-    """The Stop button: this session's sweep ends after the model call in progress, or before it starts if it
-    still waits its turn. Output: the status, which says so at once."""
-    halted = STOPS.stop(request)
-    return stopped(halted["sweep"]) if "sweep" in halted else gr.skip()
+stop_sweep = STOPS.stop_handler(stopped, "sweep")  # the Stop button; output: the status
 
 
 @for_visitor
@@ -94,7 +89,7 @@ def build() -> None:
                 "step_counts": step_counts}  # named as CONTROLS
     at_once = {"concurrency_limit": None, "concurrency_id": "sweep-stop", "show_progress": "hidden"}
     run.click(STOPS.expecting("sweep"), api_visibility="private", **at_once).then(
-        for_visitor(run_sweep), inputs_kwargs=controls, outputs=[grid, table, status], api_name="sweep",
+        for_visitor(gpu_bound(run_sweep)), inputs_kwargs=controls, outputs=[grid, table, status], api_name="sweep",
         preprocess=False, concurrency_limit=1, concurrency_id=RUN_GROUP, show_progress="minimal")
     stop.click(stop_sweep, None, status, api_name="sweep_stop", **at_once)
     checkpoint.input(choose_checkpoint, inputs_kwargs={"checkpoint": checkpoint, "label": label}, outputs=label,

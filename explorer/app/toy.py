@@ -18,7 +18,8 @@ from explorer.app.stops import Stops
 from explorer.app.toy_logic import (CLIP, DEFAULTS, FIELDS, MAX_GUIDANCE, PARTICLES, SOURCES, T_CHOICES,
                                     TRAIN_STEPS, UNCONDITIONAL, Setup, ToySettings, forget, forward_view,
                                     model_info, reverse_frames, stopped_training, train_updates)
-from explorer.app.widgets import LATEX, for_visitor, noise_controls, sampler_choice, sampler_options, steps_slider
+from explorer.app.widgets import (LATEX, for_visitor, gpu_bound, noise_controls, sampler_choice, sampler_options,
+                                  steps_slider)
 from explorer.data import TOY_DATASETS, toy_info
 from explorer.parameterization import OBJECTIVES
 from explorer.schedules import SCHEDULES, T_RANGE
@@ -29,6 +30,7 @@ STOPPED = "**Stopped.**"
 
 
 @for_visitor
+@gpu_bound  # it runs the learned field's model
 def redraw(**controls):
     """The forward picture and its text for these controls, and which model the lab uses."""
     settings = ToySettings.parse(controls)
@@ -189,13 +191,13 @@ def build() -> None:
 
     at_once = {"concurrency_limit": None, "concurrency_id": "toy-stop", "show_progress": "hidden"}
     run_btn.click(STOPS.expecting("generate"), api_visibility="private", **at_once).then(
-        for_visitor(generate), inputs_kwargs=run_controls, outputs=[reverse_plot, reverse_text],
+        for_visitor(gpu_bound(generate)), inputs_kwargs=run_controls, outputs=[reverse_plot, reverse_text],
         api_name="toy_generate", show_progress="minimal")
     stop_btn.click(stop_generate, None, reverse_text, api_name="toy_stop", **at_once)
     train_controls = {**{k: head[k] for k in ("dataset", "schedule", "T", "objective")}, "train_steps": train_steps,
                       "seed": seed, "trained": trained}
     training = train_btn.click(STOPS.expecting("train"), api_visibility="private", **at_once).then(
-        for_visitor(train), inputs_kwargs=train_controls,
+        for_visitor(gpu_bound(train)), inputs_kwargs=train_controls,
         outputs=[curves, preview, train_text, trained, source, download], api_name="toy_train",
         show_progress="minimal", concurrency_limit=1, concurrency_id="toy-train")
     training.then(redraw, inputs_kwargs=view, outputs=shown_outputs, api_visibility="private", **quiet)
