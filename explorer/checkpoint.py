@@ -8,11 +8,15 @@ schedule, T, objective, dataset, class names, sample shape, training step and pr
 
 rebuilds everything from the file alone. `load_model` returns a `DiffusionModel`: `model(x_t, t, y)` with the
 integer timestep t in 1..T; it hands the network the continuous time t / T (networks know nothing of T).
+
+The layout is shared with the two classifiers (explorer.classifier, explorer.noisy_classifier): each kind of file is
+a `FileFormat`, whose metadata "format" keeps the kinds apart, so no reader takes another kind's file for its own.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,29 +96,80 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
         raise
 
 
+@dataclass(frozen=True)
+class FileFormat:
+    """One kind of file this project writes: safetensors weights (no pickle) whose metadata is {"format": `name`,
+    "format_version": `version`, "config": the config dataclass as JSON (explorer.checks.Config)}.
+
+    Readers raise `error` with the file's name: `missing` follows "<path>: " when there is no file, and `foreign`
+    follows "<name>: a safetensors file, but " when the metadata has another format or no config; `{found!r}` and
+    `{expected!r}` in `foreign` stand for the file's format and `name`."""
+    name: str
+    version: str
+    error: type[ValueError]
+    missing: str
+    foreign: str
+
+    def save(self, path: str | os.PathLike, module: nn.Module, config: Config) -> None:
+        """Write `module`'s state dict (buffers such as BatchNorm statistics included) with `config` in the
+        metadata, atomically."""
+        atomic_save(module.state_dict(), {"format": self.name, "format_version": self.version,
+                                          "config": config.to_json()}, path)
+
+    def config_json(self, path: str | os.PathLike) -> str:
+        """The config JSON in the metadata of the file at `path`, its weights not read; `error` for a missing file,
+        one that is not safetensors, or one of another format."""
+        path = Path(path)
+        if not path.is_file():
+            raise self.error(f"{path}: {self.missing}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as err:
+            raise self.error(f"{path.name}: not a safetensors file ({err})") from err
+        if metadata.get("format") != self.name or "config" not in metadata:
+            raise self.error(f"{path.name}: a safetensors file, but "
+                             + self.foreign.format(found=metadata.get("format"), expected=self.name))
+        return metadata["config"]
+
+    def load(self, path: str | os.PathLike, build: Callable[[str], nn.Module],
+             device: str | torch.device = "cpu") -> nn.Module:
+        """`build(config JSON)` with the file's weights (strict), frozen on `device` (see `frozen`); `error` as
+        `config_json` says, or "config or weights invalid" when the config does not validate or the weights do not
+        fit the network it describes."""
+        text = self.config_json(path)
+        try:
+            module = build(text)
+            module.load_state_dict(load_file(str(path)), strict=True)
+        except (ValueError, TypeError, RuntimeError, SafetensorError, OSError) as err:
+            raise self.error(f"{Path(path).name}: config or weights invalid: {str(err).splitlines()[0]}") from err
+        return frozen(module, device)
+
+
+def frozen(module: nn.Module, device: str | torch.device) -> nn.Module:
+    """`module` on `device` in eval mode with no parameter requiring gradients: how every loader hands one out."""
+    module = module.to(device).eval()
+    module.requires_grad_(False)
+    return module
+
+
+MODEL_FILE = FileFormat(FORMAT, FORMAT_VERSION, CheckpointError, "no such checkpoint file",
+                        "not a diffusion-explorer checkpoint (its metadata has no format/config); train one with "
+                        "train.py")
+
+
 def save_model(path: str | os.PathLike, net: nn.Module, config: ModelConfig) -> None:
     """Save a network's weights (for the app: the EMA weights) with `config` in the metadata."""
-    atomic_save(net.state_dict(), {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                   "config": config.to_json()}, path)
+    MODEL_FILE.save(path, net, config)
 
 
 def read_config(path: str | os.PathLike) -> ModelConfig:
     """Read and validate the config of a checkpoint without loading its weights."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    text = MODEL_FILE.config_json(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path.name}: not a safetensors file ({err})") from err
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise CheckpointError(f"{path.name}: a safetensors file, but not a diffusion-explorer checkpoint "
-                              "(its metadata has no format/config); train one with train.py")
-    try:
-        return ModelConfig.from_json(metadata["config"])
+        return ModelConfig.from_json(text)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{path.name}: invalid config in metadata: {err}") from err
+        raise CheckpointError(f"{Path(path).name}: invalid config in metadata: {err}") from err
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> DiffusionModel:
@@ -134,9 +189,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> D
     except RuntimeError as err:
         raise CheckpointError(f"{Path(path).name}: weights do not match the network in its config: "
                               f"{str(err).splitlines()[0]}") from err
-    model = DiffusionModel(net, config).to(device).eval()
-    model.requires_grad_(False)
-    return model
+    return frozen(DiffusionModel(net, config), device)
 
 
 def list_checkpoints(folder: str | os.PathLike = PRETRAINED_DIR) -> list[tuple[Path, ModelConfig]]:

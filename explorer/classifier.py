@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import nn
 
-from explorer.checkpoint import PRETRAINED_DIR, atomic_save
+from explorer.checkpoint import PRETRAINED_DIR, FileFormat
 from explorer.checks import Config, choice, number, whole
 
 FORMAT = "diffusion-explorer-classifier"
@@ -89,31 +86,17 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
+FILE = FileFormat(FORMAT, FORMAT_VERSION, ClassifierError,
+                  "no such classifier file; train one with scripts/train_classifier.py",
+                  "not a reference classifier (metadata format {found!r}, expected {expected!r})")
+
+
 def save_classifier(path: str | os.PathLike, classifier: Classifier) -> None:
     """Write the weights (BatchNorm statistics included) with the config in the metadata, atomically."""
-    atomic_save(classifier.state_dict(), {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                          "config": classifier.config.to_json()}, path)
+    FILE.save(path, classifier, classifier.config)
 
 
 def load_classifier(path: str | os.PathLike = DEFAULT_PATH, device: str | torch.device = "cpu") -> Classifier:
     """Rebuild the classifier from its file alone; eval mode, no gradients. ClassifierError for a missing,
     foreign or mismatched file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ClassifierError(f"{path}: no such classifier file; train one with scripts/train_classifier.py")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ClassifierError(f"{path.name}: not a safetensors file ({err})") from err
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise ClassifierError(f"{path.name}: a safetensors file, but not a reference classifier "
-                              f"(metadata format {metadata.get('format')!r}, expected {FORMAT!r})")
-    try:
-        classifier = Classifier(ClassifierConfig.from_json(metadata["config"]))
-        classifier.load_state_dict(load_file(str(path)), strict=True)
-    except (ValueError, TypeError, RuntimeError, SafetensorError, OSError) as err:
-        raise ClassifierError(f"{path.name}: config or weights invalid: {str(err).splitlines()[0]}") from err
-    classifier = classifier.to(device).eval()
-    classifier.requires_grad_(False)
-    return classifier
+    return FILE.load(path, lambda text: Classifier(ClassifierConfig.from_json(text)), device)

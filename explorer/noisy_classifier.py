@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import nn
 
-from explorer.checkpoint import PRETRAINED_DIR, atomic_save
+from explorer.checkpoint import PRETRAINED_DIR, FileFormat
 from explorer.checks import Config, choice, whole
 from explorer.forward import q_sample
 from explorer.nets.unet import ResBlock, SinusoidalEmbedding
@@ -150,33 +147,18 @@ def noisy_accuracy(classifier: NoisyClassifier, x0: torch.Tensor, y: torch.Tenso
     return correct / len(y)
 
 
+FILE = FileFormat(FORMAT, FORMAT_VERSION, NoisyClassifierError,
+                  "no such noise-aware classifier file; train one with scripts/train_noisy_classifier.py",
+                  "not a noise-aware classifier (metadata format {found!r}, expected {expected!r})")
+
+
 def save_noisy_classifier(path: str | os.PathLike, classifier: NoisyClassifier) -> None:
     """Write the weights with the config in the metadata, atomically."""
-    atomic_save(classifier.state_dict(), {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                          "config": classifier.config.to_json()}, path)
+    FILE.save(path, classifier, classifier.config)
 
 
 def load_noisy_classifier(path: str | os.PathLike = DEFAULT_PATH, device: str | torch.device = "cpu"
                           ) -> NoisyClassifier:
     """Rebuild the classifier from its file alone; eval mode, parameters frozen (guidance differentiates with
     respect to x_t only). NoisyClassifierError for a missing, foreign or mismatched file."""
-    path = Path(path)
-    if not path.is_file():
-        raise NoisyClassifierError(f"{path}: no such noise-aware classifier file; train one with "
-                                   "scripts/train_noisy_classifier.py")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise NoisyClassifierError(f"{path.name}: not a safetensors file ({err})") from err
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise NoisyClassifierError(f"{path.name}: a safetensors file, but not a noise-aware classifier "
-                                   f"(metadata format {metadata.get('format')!r}, expected {FORMAT!r})")
-    try:
-        classifier = NoisyClassifier(NoisyClassifierConfig.from_json(metadata["config"]))
-        classifier.load_state_dict(load_file(str(path)), strict=True)
-    except (ValueError, TypeError, RuntimeError, SafetensorError, OSError) as err:
-        raise NoisyClassifierError(f"{path.name}: config or weights invalid: {str(err).splitlines()[0]}") from err
-    classifier = classifier.to(device).eval()
-    classifier.requires_grad_(False)
-    return classifier
+    return FILE.load(path, lambda text: NoisyClassifier(NoisyClassifierConfig.from_json(text)), device)
