@@ -9,10 +9,7 @@ initialisation, shuffling and flips all come from --seed.
 """
 from __future__ import annotations
 
-import argparse
-import math
 import sys
-import time
 
 from explorer.threads import configure_threads
 
@@ -20,11 +17,10 @@ configure_threads("spin")  # before torch loads: a lone training process gains f
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from explorer.classifier import DEFAULT_PATH, Classifier, ClassifierConfig, save_classifier
-from explorer.data import load_image_tensors
 from explorer.training import pick_device
+from scripts import classifier_training as ct
 
 
 @torch.no_grad()
@@ -36,55 +32,21 @@ def accuracy(classifier: Classifier, x: torch.Tensor, y: torch.Tensor, batch_siz
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
-    parser.add_argument("--data-root", default=None, help="data folder (default: $EXPLORER_DATA or ~/.cache/...)")
-    parser.add_argument("--out", default=str(DEFAULT_PATH.relative_to(DEFAULT_PATH.parents[1])))
-    args = parser.parse_args()
+    args = ct.parser(__doc__.splitlines()[0], DEFAULT_PATH).parse_args()
 
     device = pick_device(args.device)
-    x_train, y_train, info = load_image_tensors("fashion-mnist", train=True, root=args.data_root)
-    x_test, y_test, _ = load_image_tensors("fashion-mnist", train=False, root=args.data_root)
     fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format  # faster oneDNN convs
-    x_train, y_train = x_train.to(device, memory_format=fmt), y_train.to(device)
-    x_test, y_test = x_test.to(device, memory_format=fmt), y_test.to(device)
+    x_train, y_train, x_test, y_test, info = ct.fashion_mnist(args.data_root, device, fmt)
 
     torch.manual_seed(args.seed)
     config = ClassifierConfig(in_channels=info["channels"], image_size=info["image_size"],
-                              dataset="fashion-mnist", class_names=info["class_names"])
+                              dataset=ct.DATASET, class_names=info["class_names"])
     classifier = Classifier(config).to(device, memory_format=fmt)
-    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
-    optimizer = torch.optim.AdamW(classifier.parameters(), lr=args.lr, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr,
-                                                    total_steps=args.epochs * steps_per_epoch)
-    g = torch.Generator().manual_seed(args.seed)
-    start = time.perf_counter()
-    bar = tqdm(total=args.epochs * steps_per_epoch, unit="step", dynamic_ncols=True)
-    for epoch in range(args.epochs):
-        classifier.train()
-        for idx in torch.randperm(len(x_train), generator=g).to(device).split(args.batch_size):
-            xb, yb = x_train[idx], y_train[idx]
-            flip = (torch.rand(len(idx), generator=g) < 0.5).to(device)
-            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-            loss = F.cross_entropy(classifier(xb), yb, label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    bar.close()
-    wall = time.perf_counter() - start
+    wall = ct.train(classifier, x_train, y_train, args, weight_decay=5e-4,
+                    loss=lambda xb, yb, g: F.cross_entropy(classifier(xb), yb, label_smoothing=0.1))
     test_accuracy = accuracy(classifier, x_test, y_test)
-    config.training = {
-        "command": " ".join(["python", *sys.argv]), "epochs": args.epochs, "batch_size": args.batch_size,
-        "lr": args.lr, "seed": args.seed, "wall_time_s": round(wall, 1), "device": str(device),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "test_accuracy": round(test_accuracy, 4),
-    }
+    config.training = {**ct.provenance(" ".join(["python", *sys.argv]), args, wall, device),
+                       "test_accuracy": round(test_accuracy, 4)}
     save_classifier(args.out, classifier.to(memory_format=torch.contiguous_format).cpu())
     print(f"test accuracy {test_accuracy:.4f} after {args.epochs} epochs in {wall:.0f} s -> {args.out}")
 
