@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 
 
-from bench.report import conditions, publish
+from bench.report import publish_with_conditions
 
 import gradio as gr
 import numpy as np
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> str:
     for name, r in results.items():
         rows.append(f"| {name} | {TARGETS_MS[name]:.0f} ms | **{r['median']:.1f} ms** | {r['p90']:.1f} ms "
                     f"| {r['served median']:.1f} ms | {r['cold']:.0f} ms |")
-    report = "\n".join([
+    return publish_with_conditions([
         "# Forward view: latency of one slider position",
         "",
         "Produced by `bench/forward_view.py` (see its docstring for what is timed); cosine schedule, T = 1000,",
@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *rows,
         "",
-        *conditions("bench/forward_view.py", argv, load_before),
-    ])
-    return publish(report, RESULT if args.write else None)
+    ], "bench/forward_view.py", argv, load_before, RESULT if args.write else None)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
     python -m bench.load [--users 8] [--duration 300] [--write]
 
-The app runs as visitors get it, `python app.py` in its own process on loopback (GRADIO_SERVER_PORT, a free
-port), so that its memory is that process's alone: VmRSS in /proc/<pid>/status every RSS_EVERY_S seconds from
+The app runs as visitors get it, `python app.py` in its own process on loopback (bench.serve: GRADIO_SERVER_PORT,
+a free port), so that its memory is that process's alone: VmRSS in /proc/<pid>/status every RSS_EVERY_S seconds from
 its first answer to the end, and VmHWM, its peak since launch. Each user is a thread with its own gradio_client
 Client (its own session, so its Stop reaches its own runs only; the files the app sends are downloaded, as a
 browser loads them) and walks CYCLE from its own place in it until `duration` has passed, then ends the path it
@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 configure_threads("passive")  # as app.py, so the conditions below describe the app's settings
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from bench.report import conditions, publish
+from bench.report import publish_with_conditions
+from bench.serve import served_app
 
 import httpx
 import numpy as np
@@ -236,26 +235,6 @@ class User:
         self.walked = True
 
 
-@contextlib.contextmanager
-def served_app(log: Path):
-    """`python app.py` on a free loopback port, its output in `log`: yields (process, url); ended on exit."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process, f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def connect(url: str, process: subprocess.Popen, downloads: Path, log: Path) -> Client:
     """A client of the app, once it answers (it loads its models first)."""
     deadline = time.monotonic() + STARTUP_S
@@ -345,7 +324,7 @@ def main(argv: list[str] | None = None) -> str:
     chosen = {endpoint: m["users"][0].values(endpoint, **plan.runs[endpoint]) for endpoint in RUN_SHOWN}
     sizes = "; ".join(f"{endpoint} " + ", ".join(f"{k} = {chosen[endpoint][k]}" for k in keys)
                       for endpoint, keys in RUN_SHOWN.items())
-    report = "\n".join([
+    return publish_with_conditions([
         f"# Load: {args.users} users for {args.duration:.0f} s against `python app.py`",
         "",
         f"Produced by `bench/load.py` (see its docstring for what each user does). A drag: {plan.drag_moves} "
@@ -371,11 +350,7 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *memory_lines(m["rss"], m["hwm"]),
         "",
-        "## Conditions",
-        "",
-        *conditions("bench/load.py", argv, load_before),
-    ])
-    return publish(report, RESULT if args.write else None)
+    ], "bench/load.py", argv, load_before, RESULT if args.write else None)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the benchmarks share: a report's "Conditions" lines (date, machine and its load, threads, versions,
-command), how it is published (printed, and written to bench/results/ on request), and the OpenMP wait policies
+command), how it is published (printed, and written to bench/results/ on request; the view benches end theirs with
+the Conditions section, publish_with_conditions), and the OpenMP wait policies
 that speed.py and reverse_view.py compare by running themselves in fresh processes (run_under).
 
 It imports torch: a benchmark calls explorer.threads.configure_threads before importing it.
@@ -84,3 +85,10 @@ def publish(report: str, path: Path | None) -> str:
         head = old.split(MARKER)[0] if MARKER in old else ""
         path.write_text(f"{head}{MARKER}\n\n{report}\n")
     return report
+
+
+def publish_with_conditions(lines: list[str], script: str, argv: list[str], load_before: float,
+                            path: Path | None) -> str:
+    """`lines`, then a "## Conditions" section (`conditions` of `script` run with `argv`), joined and published
+    (`publish`: printed, and written to `path` when given); returns the report."""
+    return publish("\n".join([*lines, "## Conditions", "", *conditions(script, argv, load_before)]), path)

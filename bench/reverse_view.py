@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -45,7 +44,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from explorer.app import catalogue
 
-from bench.report import WAIT_POLICIES, conditions, publish, run_under
+from bench.report import WAIT_POLICIES, publish_with_conditions, run_under
+from bench.serve import free_port
 
 import gradio as gr
 import torch
@@ -190,10 +190,7 @@ def measure(rounds_n: int, first_frames: int, browser: bool) -> dict:
         catalogue.PRETRAINED = Path(tmp)
         model = catalogue.model_at(Path(tmp) / name)
         timer = NetworkTimer(model)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        _, url, _ = launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        _, url, _ = launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
         client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
         run_args = controls(name, config.objective)
         for _ in rv.generate(**controls(name, config.objective, steps=2)):  # warm-up: first calls, allocations
@@ -298,7 +295,7 @@ def main(argv: list[str] | None = None) -> str:
     if clicks:
         first_rows.append(f"- in headless Chromium (click on Generate to x_T's picture loaded; {len(clicks)} runs): "
                           f"median **{statistics.median(clicks) * 1e3:.0f} ms**, max {max(clicks) * 1e3:.0f} ms")
-    report = "\n".join([
+    return publish_with_conditions([
         f"# Reverse view: first frame and a DDIM-{STEPS} run of {IMAGES} images",
         "",
         "Produced by `bench/reverse_view.py` (see its docstring for what is timed). Checkpoint "
@@ -330,11 +327,7 @@ def main(argv: list[str] | None = None) -> str:
         "runs in the app's own process and on the same two CPUs, so its cost is inside the served ratio; a "
         "browser on another machine would not add it.",
         "",
-        "## Conditions",
-        "",
-        *conditions("bench/reverse_view.py", argv, load_before),
-    ])
-    return publish(report, RESULT if args.write else None)
+    ], "bench/reverse_view.py", argv, load_before, RESULT if args.write else None)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 configure_threads("passive")  # as app.py: the app's thread settings, before torch loads
 
 
-from bench.report import conditions, publish
+from bench.report import publish_with_conditions
 
 import gradio as gr
 import torch
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> str:
         hit = next(((s, tr, w) for s, tr, w, e, _ in updates if e <= GOOD_ENERGY), None)
         when = f"**step {hit[0]}, {hit[1]:.1f} s training, {hit[2]:.1f} s wall**" if hit else "not reached"
         fit_rows.append(f"| {seed} | {trail} | {when} | {updates[-1][3]:.4f} / {updates[-1][4]:.3f} |")
-    report = "\n".join([
+    return publish_with_conditions([
         "# 2D toy lab: a 2000-particle DDIM-50 stream and live training",
         "",
         "Produced by `bench/toy_lab.py` (see its docstring for what is timed).",
@@ -169,11 +169,7 @@ def main(argv: list[str] | None = None) -> str:
         "about one core busy: the 46k-parameter MLP on 2000 points is too small to gain from the second thread. "
         "Steps to a good fit do not depend on the machine; the seconds do.",
         "",
-        "## Conditions",
-        "",
-        *conditions("bench/toy_lab.py", argv, load_before),
-    ])
-    return publish(report, RESULT if args.write else None)
+    ], "bench/toy_lab.py", argv, load_before, RESULT if args.write else None)
 
 
 if __name__ == "__main__":

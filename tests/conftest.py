@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -19,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.serve import free_port, served_app, wait_for_http
 from explorer.threads import configure_threads
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls from gradio or its client
@@ -29,25 +25,6 @@ configure_threads("passive")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 IN_CI = os.environ.get("CI") == "true"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
 def missing(what: str) -> None:
@@ -69,22 +46,10 @@ def app_url():
 
 @pytest.fixture(scope="session")
 def app_process_url(artifacts):
-    """`python app.py` in a subprocess on a free port; its output goes to test-artifacts/app.log."""
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    with open(artifacts / "app.log", "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
+    """`python app.py` in a subprocess on a free port (bench.serve); its output goes to test-artifacts/app.log."""
+    with served_app(artifacts / "app.log") as (process, url):
         wait_for_http(url, timeout=120, process=process)
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="session")
