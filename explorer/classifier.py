@@ -32,21 +32,40 @@ class ClassifierError(ValueError):
 
 
 @dataclass
-class ClassifierConfig(Config):
-    """Everything needed to rebuild the classifier from its weights."""
+class ImageClassifierConfig(Config):
+    """What the config of any of our classifiers holds (this module's and explorer.noisy_classifier's): the images
+    it reads (in_channels x image_size x image_size, from `dataset`), the names of its classes (at least 2) and the
+    provenance of its training (command, wall time, accuracy, ...); a subclass adds its network's own fields and
+    calls this __post_init__ first."""
 
     in_channels: int = 1
     image_size: int = 28
+    dataset: str = "fashion-mnist"
+    class_names: list[str] = field(default_factory=list)
+    training: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.in_channels = choice("in_channels", self.in_channels, (1, 3))
+        if len(self.class_names) < 2:
+            raise ValueError(f"a classifier needs at least 2 class names, got {self.class_names!r}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class ClassifierConfig(ImageClassifierConfig):
+    """Everything needed to rebuild the classifier from its weights (`training`: command, epochs, wall time, test
+    accuracy, ...)."""
+
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     convs_per_stage: int = 1
     feature_dim: int = 128
     dropout: float = 0.3
-    dataset: str = "fashion-mnist"
-    class_names: list[str] = field(default_factory=list)
-    training: dict = field(default_factory=dict)  # provenance: command, epochs, wall time, test accuracy, ...
 
     def __post_init__(self):
-        self.in_channels = choice("in_channels", self.in_channels, (1, 3))
+        super().__post_init__()
         self.channels = [whole("each of channels", c, 1) for c in self.channels]
         whole("number of stages len(channels)", len(self.channels), 1)
         if self.image_size >> len(self.channels) < 1:
@@ -54,12 +73,6 @@ class ClassifierConfig(Config):
         self.convs_per_stage = whole("convs_per_stage", self.convs_per_stage, 1)
         self.feature_dim = whole("feature_dim", self.feature_dim, 1)
         self.dropout = number("dropout", self.dropout, 0.0, 1.0, open_high=True)
-        if len(self.class_names) < 2:
-            raise ValueError(f"a classifier needs at least 2 class names, got {self.class_names!r}")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 class Classifier(nn.Module):

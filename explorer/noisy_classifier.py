@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer.checkpoint import PRETRAINED_DIR, FileFormat
-from explorer.checks import Config, choice, whole
+from explorer.checks import whole
+from explorer.classifier import ImageClassifierConfig
 from explorer.forward import q_sample
 from explorer.nets.unet import ResBlock, SinusoidalEmbedding
 from explorer.schedules import NoiseSchedule, make_schedule
@@ -46,22 +47,18 @@ class NoisyClassifierError(ValueError):
 
 
 @dataclass
-class NoisyClassifierConfig(Config):
-    """Everything needed to rebuild the noise-aware classifier from its weights, its schedule included."""
+class NoisyClassifierConfig(ImageClassifierConfig):
+    """Everything needed to rebuild the noise-aware classifier from its weights, its schedule included
+    (`training`: command, epochs, wall time, accuracy per t, ...)."""
 
-    in_channels: int = 1
-    image_size: int = 28
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # width per resolution level
     num_res_blocks: int = 1
     norm_groups: int = 8
     schedule: str = "cosine"  # the schedule (and T) of the x_t it was trained on
     T: int = 1000
-    dataset: str = "fashion-mnist"
-    class_names: list[str] = field(default_factory=list)
-    training: dict = field(default_factory=dict)  # provenance: command, steps, wall time, accuracy per t, ...
 
     def __post_init__(self):
-        self.in_channels = choice("in_channels", self.in_channels, (1, 3))
+        super().__post_init__()
         self.channels = [whole("each of channels", c, 1) for c in self.channels]
         whole("number of levels len(channels)", len(self.channels), 1, 6)
         self.norm_groups = whole("norm_groups", self.norm_groups, 1)
@@ -71,12 +68,6 @@ class NoisyClassifierConfig(Config):
         self.image_size = whole("image_size", self.image_size, 2 ** (len(self.channels) - 1))
         self.num_res_blocks = whole("num_res_blocks", self.num_res_blocks, 1)
         make_schedule(self.schedule, self.T)  # validates the name and T
-        if len(self.class_names) < 2:
-            raise ValueError(f"a classifier needs at least 2 class names, got {self.class_names!r}")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     def misfit(self, model_config) -> str:
         """Why this classifier cannot guide a diffusion model with `model_config` (explorer.checkpoint.ModelConfig),
