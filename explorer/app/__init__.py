@@ -3,13 +3,18 @@
 Each view module in VIEWS has a TITLE, a `build()` that creates its components and events inside the
 current tab, and optionally CSS, so adding a view is one line. `demo` is built at import (Gradio's reload
 mode looks for it); `launch()` queues and launches it the way app.py does, so tests serve the same app.
+
+What build() returns goes to explorer.app.links: a view that share links can set returns a links.Linked, the
+lesson its links.Opener buttons (None otherwise); the page's load opens the link in its own address
+(`?view=toy&t=500...`), selecting the tab whose id is the view's module name.
 """
 import gradio as gr
 import torch
 
-from explorer.app import catalogue, forward, inversion, likelihood, reverse, sweep, toy
+from explorer.app import catalogue, forward, inversion, lesson, likelihood, reverse, sweep, toy
+from explorer.app.links import Links
 
-VIEWS = (forward, reverse, toy, likelihood, inversion, sweep)
+VIEWS = (forward, reverse, toy, likelihood, inversion, sweep, lesson)
 QUEUE_SIZE = 64  # waiting events beyond this are refused with "queue full" instead of piling up
 CONCURRENCY = 2  # events of one kind run at most this many at once
 MAX_FILE_SIZE = "20mb"
@@ -24,10 +29,13 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Diffusion explorer", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
         gr.Markdown("# Diffusion explorer\nDenoising diffusion models (DDPM and relatives), one view at a time: "
                     "move the controls and watch the pictures and the formulas change together.")
-        with gr.Tabs():
+        built = {}
+        with gr.Tabs() as tabs:
             for view in VIEWS:
-                with gr.Tab(view.TITLE, id=view.__name__.rsplit(".", 1)[-1]):
-                    view.build()
+                name = view.__name__.rsplit(".", 1)[-1]
+                with gr.Tab(view.TITLE, id=name):
+                    built[name] = view.build()
+        Links(tabs, built).wire(blocks)
         gr.Markdown(f"Running on {catalogue.DEVICE.type} with {torch.get_num_threads()} CPU thread(s).",
                     elem_id="runtime-info")
     return blocks

@@ -3,7 +3,7 @@
 This module builds the page and wires its events; what it shows for a set of controls is
 explorer.app.forward_logic's (`ForwardSettings.parse(controls)`, then `show`). Every handler receives the
 controls by name (Gradio's `inputs_kwargs`, the names of forward_logic.DEFAULTS), so the API's parameters carry
-those names too.
+those names too. A share link or a settings file sets the controls through `apply` (explorer.app.links).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import gradio as gr
 from explorer import checks
 from explorer.app.forward_logic import (DEFAULTS, GALLERY, PICTURES, SEED_MAX, SIZES, T_CHOICES, UPLOAD,
                                         ForwardSettings, play_step, rescaled_t, show)
+from explorer.app.links import Linked, SharePanel
 from explorer.app.uploads import MODES
 from explorer.app.widgets import LATEX, for_visitor
 from explorer.schedules import SCHEDULES, T_RANGE
@@ -98,8 +99,15 @@ def tick(**controls):
     return settings.t, False, gr.Timer(active=False), gr.Button("▶ Play"), *out
 
 
-def build() -> None:
-    """Create the view's components and events inside the current gr.Tab."""
+def apply(controls: dict) -> tuple:
+    """A link's or a settings file's controls (checked, named as DEFAULTS) on the page: the updates of the
+    components of the Linked that build() returns."""
+    s = ForwardSettings.parse(controls)
+    return s.image, s.schedule, s.T, s.seed, gr.Slider(maximum=s.T, value=s.t), s.log_y, s.T, *show(s)
+
+
+def build() -> Linked:
+    """Create the view's components and events inside the current gr.Tab; returns what links set."""
     d = DEFAULTS
     first = forward(**d)
     pixelated = ["pixelated"]
@@ -117,6 +125,7 @@ def build() -> None:
                                  file_count="single", elem_id="forward-upload")
                 size = gr.Radio(list(SIZES), value=d["size"], label="Resolution (centre square, resized)")
                 colour = gr.Radio(list(MODES), value=d["colour"], label="Colour")
+            sharing = SharePanel.build("forward")
         with gr.Column(scale=4):
             with gr.Row(equal_height=True):
                 t = gr.Slider(0, d["T"], value=d["t"], step=1, precision=0, scale=8, elem_id="forward-t",
@@ -168,3 +177,6 @@ def build() -> None:
     play.click(toggle_play, playing, [playing, timer, play], api_name="toggle_play", show_progress="hidden")
     timer.tick(tick, inputs_kwargs=controls, outputs=[t, playing, timer, play, *outputs], api_name="tick",
                show_progress="hidden")
+    linked = Linked("forward", [image, schedule, T, seed, t, log_y, T_shown, *outputs], apply)
+    sharing.wire(linked, controls)
+    return linked

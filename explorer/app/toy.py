@@ -3,7 +3,8 @@ walking back along their paths with the field the network learned (reverse), and
 
 This module builds the page and wires its events; what the lab shows and runs is explorer.app.toy_logic's.
 Handlers receive the controls by name (Gradio's `inputs_kwargs`, the names of toy_logic.DEFAULTS) and parse
-them into one `ToySettings`.
+them into one `ToySettings`. A share link or a settings file sets the controls through `apply`
+(explorer.app.links).
 
 Stop buttons (explorer.app.stops): a reverse run ends before its next model call, live training before its next
 step; both end by themselves (their events are not cancelled), and a stopped training keeps its last update.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer import checks
+from explorer.app.links import Linked, SharePanel
 from explorer.app.options import MIXED, until
 from explorer.app.stops import Stops
 from explorer.app.toy_logic import (CLIP, DEFAULTS, FIELDS, MAX_GUIDANCE, PARTICLES, SOURCES, T_CHOICES,
@@ -47,16 +49,21 @@ def set_T(T_before: int, **controls):
     return gr.Slider(maximum=T, value=t), gr.Slider(maximum=T, value=steps), T, *out
 
 
+def class_choices(dataset: str) -> list[str]:
+    """The class list of a toy: unconditional, and mixed and each class where the toy has classes."""
+    classes = toy_info(checks.choice("dataset", dataset, TOY_DATASETS))["class_names"]
+    return [UNCONDITIONAL, *([MIXED, *classes] if classes else [])]
+
+
 @for_visitor
 def choose_dataset(**controls):
     """A new toy: its classes (if any) in the class list, then redraw."""
-    classes = toy_info(checks.choice("dataset", controls["dataset"], TOY_DATASETS))["class_names"]
-    choices = [UNCONDITIONAL, *([MIXED, *classes] if classes else [])]
+    choices = class_choices(controls["dataset"])
+    classes = len(choices) > 1
     label = controls["label"] if controls["label"] in choices else UNCONDITIONAL
     guidance = controls["guidance"] if label != UNCONDITIONAL else 1.0
     out = redraw(**{**controls, "label": label, "guidance": guidance})
-    return (gr.Dropdown(choices=choices, value=label, visible=bool(classes)),
-            gr.Slider(value=guidance, visible=bool(classes)), *out)
+    return gr.Dropdown(choices=choices, value=label, visible=classes), gr.Slider(value=guidance, visible=classes), *out
 
 
 def generate(request: gr.Request = None, **controls):
@@ -111,11 +118,25 @@ def stop_training(request: gr.Request = None):
     return training_stopped(halted["train"]) if "train" in halted else (gr.skip(), gr.skip())
 
 
-def build() -> None:
-    """Create the view's components and events inside the current gr.Tab."""
+def apply(controls: dict) -> tuple:
+    """A link's or a settings file's controls (checked, named as DEFAULTS) on the page: the updates of the
+    components of the Linked that build() returns."""
+    s = ToySettings.parse(controls)
+    setup, sampler, choices = s.setup, s.sampler, class_choices(s.setup.dataset)
+    return (setup.dataset, setup.schedule, setup.T, setup.objective, setup.source, s.field, s.n, s.seed,
+            sampler.method, gr.Radio(value=sampler.variance, visible=sampler.method == "ddpm"),
+            gr.Slider(value=sampler.eta, visible=sampler.method == "ddim"), sampler.spacing,
+            gr.Slider(maximum=setup.T, value=sampler.steps),
+            gr.Dropdown(choices=choices, value=s.label, visible=len(choices) > 1),
+            gr.Slider(value=s.guidance, visible=len(choices) > 1), s.clip, gr.Slider(maximum=setup.T, value=s.t),
+            setup.T, *redraw(**controls))
+
+
+def build() -> Linked:
+    """Create the view's components and events inside the current gr.Tab; returns what links set."""
     d = DEFAULTS
     first = redraw(**d)
-    classes = toy_info(d["dataset"])["class_names"]
+    choices = class_choices(d["dataset"])
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             dataset = gr.Dropdown(list(TOY_DATASETS), value=d["dataset"], label="Dataset", elem_id="toy-dataset")
@@ -134,11 +155,12 @@ def build() -> None:
                 method = sampler_choice("toy", d["method"])
                 variance, eta, spacing = noise_controls("toy", d["method"], d["variance"], d["eta"], d["spacing"])
                 steps = steps_slider("toy", d["T"], d["steps"])
-                label = gr.Dropdown([UNCONDITIONAL, *([MIXED, *classes] if classes else [])], value=d["label"],
-                                    label="Class", visible=bool(classes), elem_id="toy-class")
-                guidance = gr.Slider(0, MAX_GUIDANCE, value=d["guidance"], step=0.25, visible=bool(classes),
+                label = gr.Dropdown(choices, value=d["label"], label="Class", visible=len(choices) > 1,
+                                    elem_id="toy-class")
+                guidance = gr.Slider(0, MAX_GUIDANCE, value=d["guidance"], step=0.25, visible=len(choices) > 1,
                                      label="Guidance w", info="needs a class · 1: conditional", elem_id="toy-guidance")
                 clip = gr.Checkbox(d["clip"], label=f"Clip x̂₀ to [−{CLIP:g}, {CLIP:g}]", elem_id="toy-clip")
+            sharing = SharePanel.build("toy")
         with gr.Column(scale=4):
             t = gr.Slider(0, d["T"], value=d["t"], step=1, label="Forward: t (0 is the data, T is pure noise)",
                           elem_id="toy-t")
@@ -202,3 +224,7 @@ def build() -> None:
         show_progress="minimal", concurrency_limit=1, concurrency_id="toy-train")
     training.then(redraw, inputs_kwargs=view, outputs=shown_outputs, api_visibility="private", **quiet)
     stop_train_btn.click(stop_training, None, [train_text, download], api_name="toy_stop_training", **at_once)
+    linked = Linked("toy", [dataset, schedule, T, objective, source, field_kind, n, seed, method, variance, eta,
+                            spacing, steps, label, guidance, clip, t, T_shown, *shown_outputs], apply)
+    sharing.wire(linked, view)
+    return linked

@@ -1,0 +1,67 @@
+"""A real browser with share links and the lesson: `python app.py` opened in the system's headless Chromium
+(Playwright). A link to the toy lab opens that tab with its controls set, names what it left out in a warning,
+and the lab's Share button gives back a link to the same settings; a lesson step's button opens the forward view
+at its settings. In CI (CI=true) a missing Chromium or Playwright fails the test.
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+VALUE = "([sel, value]) => document.querySelector(sel)?.value === value"
+TEXT = "([id, text]) => document.querySelector('#' + id)?.innerText.includes(text)"
+
+
+def selected_tab(page) -> str:
+    return page.locator("[role=tab][aria-selected=true]").inner_text().strip()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    return page, errors
+
+
+def test_a_link_opens_the_toy_lab_at_its_settings_and_share_gives_it_back(browser, app_process_url, artifacts):
+    page, errors = open_page(browser, app_process_url + "?view=toy&dataset=blobs&t=123&n=500&field_kind=eps"
+                                                        "&bogus=1")
+    page.wait_for_function(VALUE, arg=["#toy-t input[type=number]", "123"], timeout=60_000)
+    page.wait_for_function(TEXT, arg=["toy-forward-text", "t = 123"], timeout=30_000)
+    assert selected_tab(page) == "2D toy lab"
+    assert page.locator("#toy-dataset input").input_value() == "blobs"
+    assert page.locator("#toy-n input[type=number]").input_value() == "500"
+    assert page.locator("#toy-field input[value=eps]").is_checked()
+    assert page.locator("#toy-class").is_visible()  # blobs has classes: the class list shows
+    warning = page.locator("[data-testid=toast-body]")
+    warning.first.wait_for(timeout=10_000)
+    assert "bogus: not a setting of the 2D toy lab" in warning.first.inner_text()
+    page.screenshot(path=artifacts / "share-toy-link.png", full_page=True)
+
+    page.locator("#toy-share").get_by_text("Share or save these settings").click()
+    page.locator("#toy-share-button").click()
+    box = "#toy-share-link textarea, #toy-share-link input"
+    page.wait_for_function("sel => document.querySelector(sel)?.value.startsWith('http')", arg=box, timeout=20_000)
+    link = page.locator(box).first.input_value()
+    assert link.startswith(app_process_url.rstrip("/"))
+    query = dict(parse_qsl(urlsplit(link).query))
+    assert {k: query[k] for k in ("view", "dataset", "t", "n", "field_kind")} == \
+        {"view": "toy", "dataset": "blobs", "t": "123", "n": "500", "field_kind": "eps"}
+    assert "bogus" not in query and page.locator("#toy-save").is_visible()
+    assert not errors, errors
+
+
+def test_a_lesson_step_opens_the_forward_view_at_its_settings(browser, app_process_url, artifacts):
+    page, errors = open_page(browser, app_process_url)
+    page.get_by_role("tab", name="Lesson").click()
+    page.wait_for_selector("#lesson-open-2", timeout=60_000)
+    assert page.locator("#lesson .katex-display").count() >= 5  # one displayed formula a step
+    page.screenshot(path=artifacts / "lesson.png", full_page=True)
+    page.locator("#lesson-open-2").click()  # the schedule step: linear, t = 500
+    page.wait_for_function(TEXT, arg=["forward-text-images", "t = 500 of T = 1000"], timeout=30_000)
+    assert selected_tab(page) == "Forward process"
+    assert "linear schedule" in page.locator("#forward-text-images").inner_text()
+    assert page.locator("#forward-t input[type=number]").input_value() == "500"
+    assert page.locator("#forward-schedule input[value=linear]").is_checked()
+    assert page.locator("[data-testid=toast-body]").count() == 0  # the lesson's links are all valid
+    assert not errors, errors
