@@ -90,6 +90,12 @@ def timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
     return ts
 
 
+def transitions(ts: list[int]) -> list[tuple[int, int]]:
+    """(t, t_next) of each model call of a run over the decreasing timesteps `ts`: t_next is the next timestep,
+    and 0 after the last (the run ends at x_0)."""
+    return list(zip(ts, [*ts[1:], 0]))
+
+
 def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
@@ -200,7 +206,7 @@ def plan(schedule: NoiseSchedule, method: str = "ddim", steps: int = 50, eta: fl
     _check_options(method, eta, variance)
     ts = timesteps(schedule.T, steps, spacing)
     ab = schedule.alpha_bars.tolist()
-    pairs = list(zip(ts, [*ts[1:], 0]))
+    pairs = transitions(ts)
     if method == "ddpm":
         return [(t, s, ddpm_sigma(ab, t, s, variance)) for t, s in pairs]
     if method == "ddim":
@@ -212,8 +218,7 @@ def ddpm(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[int], varia
          generator: torch.Generator | None = None) -> Generator[Step, None, torch.Tensor]:
     """Ancestral sampling, DDPM Algorithm 2, respaced to the timesteps `ts`."""
     ab = schedule.alpha_bars.tolist()
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else 0
+    for i, (t, s) in enumerate(transitions(ts)):
         pred = denoise(x, t)
         beta_ts = 1 - ab[t] / ab[s]  # beta_t when s = t - 1
         # posterior mean mu_t(x_t, x0_hat), seed 001 eq. 4 and eq. 6, with t - 1 replaced by s
@@ -232,8 +237,7 @@ def ddim(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[int], eta: 
     seed 001, section 2.4), with sigma = eta sqrt((1 - alpha_bar_s) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_s)
     (DDIM eq. 16)."""
     ab = schedule.alpha_bars.tolist()
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else 0
+    for i, (t, s) in enumerate(transitions(ts)):
         pred = denoise(x, t)
         sigma = ddim_sigma(ab, t, s, eta)  # DDIM eq. 16
         direction = math.sqrt(max(1 - ab[s] - sigma ** 2, 0.0))  # "direction pointing to x_t", DDIM eq. 12
@@ -257,8 +261,7 @@ def dpm_solver_pp(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[in
     """
     a, b = schedule.sqrt_alpha_bars.tolist(), schedule.sqrt_one_minus_alpha_bars.tolist()
     x0_prev, h_prev = None, None
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else 0
+    for i, (t, s) in enumerate(transitions(ts)):
         pred = denoise(x, t)
         if s == 0:
             x_next, h = pred.x0, None
@@ -346,13 +349,11 @@ def ddim_inversion(denoise, schedule: NoiseSchedule, x: torch.Tensor, ts: list[i
     Step.t is the timestep of Step.x_t (the step's start s, 0 first), Step.t_next the larger t it reaches.
     """
     ab = schedule.alpha_bars.tolist()
-    up = ts[::-1]  # increasing: the sampler's timesteps, last first
-    for i, t in enumerate(up):
-        s = up[i - 1] if i else 0
+    for i, (t, s) in enumerate(reversed(transitions(ts))):  # the sampler's steps backwards: s = 0 first
         eps = denoise(x, t).eps
         x0_hat = x0_from_eps(x, eps, math.sqrt(ab[s]), math.sqrt(1 - ab[s]))  # seed 001, eq. 8, at level s
         x_next = math.sqrt(ab[t]) * x0_hat + math.sqrt(1 - ab[t]) * eps  # DDIM eq. 12, sigma = 0, from s up to t
-        yield Step(i, len(up), s, t, x, x0_hat, eps, 0.0, x_next)
+        yield Step(i, len(ts), s, t, x, x0_hat, eps, 0.0, x_next)
         x = x_next
     return x
 
