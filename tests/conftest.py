@@ -9,6 +9,7 @@ import shutil
 import struct
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,6 +33,24 @@ def missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required in CI")
     pytest.skip(f"{what} is not available")
+
+
+def count_model_calls(monkeypatch) -> SimpleNamespace:
+    """From now on, for the test: `.n` counts every call of a DiffusionModel (of every model), `.batch` holds each
+    call's batch size, and a hook in `.hooks` {k: f} runs f() as the k-th call starts (a Stop pressed mid-run)."""
+    from explorer.checkpoint import DiffusionModel
+
+    counter = SimpleNamespace(n=0, batch=[], hooks={})
+    forward = DiffusionModel.forward
+
+    def counting(self, x_t, t, y=None):
+        counter.n += 1
+        counter.batch.append(x_t.shape[0])
+        counter.hooks.get(counter.n, lambda: None)()
+        return forward(self, x_t, t, y)
+
+    monkeypatch.setattr(DiffusionModel, "forward", counting)
+    return counter
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,9 @@ from explorer.app import likelihood_logic as ll
 from explorer.app.forward_logic import GALLERY
 from explorer.app.options import UserInputError, schedule
 from explorer.app.stops import Running
-from explorer.checkpoint import DiffusionModel
 from explorer.likelihood import elbo, strata_spans
+
+from conftest import count_model_calls
 
 A, B = "fashion_v_cosine_lean.safetensors", "fashion_eps_cosine.safetensors"
 STRIDE = 250  # 1 + ceil(999 / 250) = 5 model calls per checkpoint
@@ -42,16 +43,7 @@ def calls(monkeypatch):
     trial call is not counted."""
     for name in (A, B):
         catalogue.model_at(catalogue.PRETRAINED / name)
-    counter = SimpleNamespace(n=0, hooks={})
-    forward = DiffusionModel.forward
-
-    def counting(self, x_t, t, y=None):
-        counter.n += 1
-        counter.hooks.get(counter.n, lambda: None)()
-        return forward(self, x_t, t, y)
-
-    monkeypatch.setattr(DiffusionModel, "forward", counting)
-    return counter
+    return count_model_calls(monkeypatch)
 
 
 def oracle(name: str, x0: torch.Tensor, strata: str, seed: int = 0):

@@ -28,12 +28,14 @@ from explorer.app import reverse as rv
 from explorer.app import reverse_logic as rl
 from explorer.app.options import MIXED, UserInputError, schedule
 from explorer.app.reverse_replay import Replay
-from explorer.checkpoint import CheckpointError, DiffusionModel, read_config
+from explorer.checkpoint import CheckpointError, read_config
 from explorer.forward import q_sample
 from explorer.noisy_classifier import (NoisyClassifier, NoisyClassifierConfig, load_noisy_classifier,
                                        save_noisy_classifier)
 from explorer.samplers import plan, run, sample
 from explorer.training import TrainConfig, Trainer
+
+from conftest import count_model_calls
 
 OUT = {name: i for i, name in enumerate(rl.OUTPUTS)}
 CLASSES = ["squares", "stripes"]
@@ -176,17 +178,7 @@ def calls(monkeypatch):
     loaded first, so their load-time trial call (`_trial`) is not counted whichever test runs first."""
     for _, name in catalogue.checkpoint_choices()[:-1]:  # the last choice is "upload"
         catalogue.model_at(catalogue.PRETRAINED / name)
-    counter = SimpleNamespace(n=0, batch=[], hooks={})
-    forward = DiffusionModel.forward
-
-    def counting(self, x_t, t, y=None):
-        counter.n += 1
-        counter.batch.append(x_t.shape[0])
-        counter.hooks.get(counter.n, lambda: None)()
-        return forward(self, x_t, t, y)
-
-    monkeypatch.setattr(DiffusionModel, "forward", counting)
-    return counter
+    return count_model_calls(monkeypatch)
 
 
 # --- handlers, called directly -------------------------------------------------------------------------------
