@@ -317,16 +317,6 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *(["## OpenMP waiting: the app's passive policy against libgomp's default, served", "", *policies, ""]
           if policies else []),
-        "## Reading the numbers",
-        "",
-        "The load average below says how many other processes wanted the two CPUs (training runs and test suites "
-        "shared this machine): above 2 every absolute time here is inflated and noisy, by a factor of two to four "
-        "at the loads seen while writing this view. The ratios compare measurements taken side by side in the same "
-        f"run and hold better. The served run's client (gradio_client, parsing {STEPS + 1} frames of server-sent "
-        "events) "
-        "runs in the app's own process and on the same two CPUs, so its cost is inside the served ratio; a "
-        "browser on another machine would not add it.",
-        "",
     ], "bench/reverse_view.py", argv, load_before, RESULT if args.write else None)
 
 

@@ -161,14 +161,6 @@ def main(argv: list[str] | None = None) -> str:
         "",
         *fit_rows,
         "",
-        "## Reading the numbers",
-        "",
-        "Other processes shared the two CPUs during the run (a Fashion-MNIST training run and other test suites; "
-        "see the load average below): absolute times are inflated by them, the ratios of measurements taken side "
-        "by side hold better. Process CPU time about equal to wall time means the small tensors of a 2D toy keep "
-        "about one core busy: the 46k-parameter MLP on 2000 points is too small to gain from the second thread. "
-        "Steps to a good fit do not depend on the machine; the seconds do.",
-        "",
     ], "bench/toy_lab.py", argv, load_before, RESULT if args.write else None)
 
 
