@@ -2,7 +2,9 @@
 the play/step/T controls, and uploads good and bad."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -230,3 +232,34 @@ def test_a_removed_upload_asks_for_it_again(tmp_path):
     gone = tmp_path / "gone.png"
     with pytest.raises(UserInputError, match="upload it again"):
         shown(image=fl.UPLOAD, upload=str(gone))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_the_curves_csv_holds_the_schedules_exactly(schedule):
+    """The "Curves (.csv)" button's file: named by schedule and T, a row per t = 0..T, each schedule's alpha_bar
+    and SNR equal to explorer.schedules' float64 values (the selected schedule first)."""
+    button = fv.curves_file(schedule, 50)
+    path = Path(button.value["path"])  # gradio's copy in its cache
+    assert path.name == f"alpha_bar_{schedule}_T50.csv"
+    header, *rows = [line.split(",") for line in path.read_text().splitlines()]
+    other = next(name for name in ("cosine", "linear") if name != schedule)
+    assert header == ["t", f"alpha_bar_{schedule}", f"snr_{schedule}", f"alpha_bar_{other}", f"snr_{other}"]
+    assert [int(row[0]) for row in rows] == list(range(51))
+    for k, name in ((1, schedule), (3, other)):
+        sched = make_schedule(name, T=50)
+        assert [float(row[k]) for row in rows] == sched.alpha_bars.tolist()
+        assert [float(row[k + 1]) for row in rows] == sched.snr.tolist()
+    assert rows[0][2] == "inf"
+    with pytest.raises(gr.Error, match="unknown schedule"):
+        fv.curves_file("quadratic", 50)
+    with pytest.raises(gr.Error, match="T must be"):
+        fv.curves_file(schedule, 0)
+
+
+def test_each_figure_names_its_png_download():
+    """The modebar's "Download plot as a PNG" is on, with a name per panel, in the JSON that gr.Plot sends."""
+    names = [json.loads(fig.to_json())["config"]["toImageButtonOptions"]["filename"]
+             for fig in shown(schedule="linear", T=200, t=10)[4:7]]
+    assert names == ["schedule_linear_T200", "power_spectrum", "histogram"]
+    config = json.loads(shown()[4].to_json())["config"]
+    assert config.get("displayModeBar", True) and "toImage" not in config.get("modeBarButtonsToRemove", [])

@@ -7,13 +7,15 @@ those names too. A share link or a settings file sets the controls through `appl
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import gradio as gr
 
 from explorer import checks
 from explorer.app.forward_logic import (DEFAULTS, GALLERY, PICTURES, SEED_MAX, SIZES, T_CHOICES, UPLOAD,
-                                        ForwardSettings, play_step, rescaled_t, show)
+                                        ForwardSettings, curves_csv, play_step, rescaled_t, show)
 from explorer.app.links import Linked, SharePanel
 from explorer.app.uploads import MODES
 from explorer.app.widgets import LATEX, for_visitor
@@ -21,6 +23,8 @@ from explorer.schedules import SCHEDULES, T_RANGE
 
 TITLE = "Forward process"
 PLAY_INTERVAL = 0.15  # seconds between ticks of play (PLAY_FRAMES of them from 0 to T)
+CURVES_DIR = Path(tempfile.gettempdir()) / "explorer-curves"  # the curves' CSV files (gradio serves a copy)
+KEYS_HINT = "← → step t, Shift ×10"  # explorer/app/page.js steps the slider
 CSS = """
 #forward-gallery .grid-wrap { min-height: 0 !important; height: auto !important; padding: 4px !important; }
 #forward-gallery .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important;
@@ -81,6 +85,13 @@ def step_forward(**controls):
     return settings.t, *show(settings)
 
 
+@for_visitor
+def curves_file(schedule: str, T: int) -> gr.DownloadButton:
+    """The "Curves (.csv)" button's file for this schedule and T (forward_logic.curves_csv)."""
+    schedule, T = checks.choice("schedule", schedule, SCHEDULES), checks.whole("T", T, *T_RANGE)
+    return gr.DownloadButton(value=str(curves_csv(schedule, T, CURVES_DIR)))
+
+
 def toggle_play(playing: bool):
     """Play or pause: the timer steps t by T / PLAY_FRAMES every PLAY_INTERVAL seconds."""
     playing = not playing
@@ -129,7 +140,7 @@ def build() -> Linked:
         with gr.Column(scale=4):
             with gr.Row(equal_height=True):
                 t = gr.Slider(0, d["T"], value=d["t"], step=1, precision=0, scale=8, elem_id="forward-t",
-                              label="t: 0 is the image, T is pure noise")
+                              label="t: 0 is the image, T is pure noise", info=KEYS_HINT)
                 back = gr.Button("◀ −1", scale=0, min_width=90, elem_id="forward-back")
                 play = gr.Button("▶ Play", variant="primary", scale=0, min_width=120, elem_id="forward-play")
                 ahead = gr.Button("+1 ▶", scale=0, min_width=90, elem_id="forward-ahead")
@@ -142,7 +153,10 @@ def build() -> Linked:
     with gr.Row(equal_height=False):
         with gr.Column():
             curves = gr.Plot(first[4], label="schedule curves", show_label=False, elem_id="forward-curves")
-            log_y = gr.Checkbox(d["log_y"], label="logarithmic y axis", elem_id="forward-log")
+            with gr.Row():
+                log_y = gr.Checkbox(d["log_y"], label="logarithmic y axis", elem_id="forward-log")
+                csv = gr.DownloadButton("Curves (.csv)", str(curves_csv(d["schedule"], d["T"], CURVES_DIR)),
+                                        size="sm", scale=0, min_width=150, elem_id="forward-csv")
             text_curves = gr.Markdown(first[8], label="about the schedule", latex_delimiters=LATEX,
                                       elem_id="forward-text-curves")
         with gr.Column():
@@ -174,6 +188,8 @@ def build() -> Linked:
             api_name="set_T", **quiet)
     back.click(step_back, inputs_kwargs=controls, outputs=[t, *outputs], api_name="step_back", **quiet)
     ahead.click(step_forward, inputs_kwargs=controls, outputs=[t, *outputs], api_name="step_forward", **quiet)
+    gr.on([schedule.change, T.change], curves_file, [schedule, T], csv, api_visibility="private",
+          show_progress="hidden")
     play.click(toggle_play, playing, [playing, timer, play], api_name="toggle_play", show_progress="hidden")
     timer.tick(tick, inputs_kwargs=controls, outputs=[t, playing, timer, play, *outputs], api_name="tick",
                show_progress="hidden")

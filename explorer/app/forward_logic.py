@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,6 +328,25 @@ def show(settings: ForwardSettings) -> tuple:
     """Everything the view shows for these settings (OUTPUTS)."""
     sc = scene(settings)
     return render(sc, snapshot(sc, settings.t), settings.log_y)
+
+
+def curves_csv(selected: str, T: int, folder: Path) -> Path:
+    """The schedule curves at this T as a CSV file in `folder`, named alpha_bar_<selected>_T<T>.csv: a row per t
+    = 0..T with alpha_bar and SNR of each schedule (the selected one first) exactly as explorer.schedules
+    computes them (float64, written to round-trip; SNR is inf at t = 0). Written whole, then renamed into place."""
+    names = [selected, *(name for name in SCHEDULES if name != selected)]
+    columns = {}
+    for name in names:
+        sched = schedule(name, T)
+        columns[f"alpha_bar_{name}"], columns[f"snr_{name}"] = sched.alpha_bars.tolist(), sched.snr.tolist()
+    rows = [",".join(["t", *columns])] + [",".join([str(t), *(repr(c[t]) for c in columns.values())])
+                                          for t in range(T + 1)]
+    path = folder / f"alpha_bar_{selected}_T{T}.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".part", delete=False) as part:
+        part.write("\n".join(rows) + "\n")
+    os.replace(part.name, path)
+    return path
 
 
 def play_step(t: int, T: int) -> int:

@@ -3,9 +3,13 @@
 Figures are built from plain dicts with Plotly's validation switched off (`_validate=False`): validating a
 figure of a few traces costs about 10 ms, building it this way about 1 ms, and the slider redraws three of
 them per move. tests/test_app_forward.py rebuilds each figure with validation on, so a wrong property name
-still fails a test.
+still fails a test. Each figure's modebar camera ("Download plot as a PNG") saves `<panel>.png`, named by
+the function that drew it, at twice the size on screen (Figure).
 """
 from __future__ import annotations
+
+import json
+import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -20,14 +24,38 @@ LABELS = {"alpha_bar": "ᾱ_t", "sqrt_alpha_bar": "√ᾱ_t", "sqrt_one_minus_al
 ON_RIGHT = {"snr"}  # drawn on the right-hand log axis: the SNR runs from about 10^4 down to 0, far off a 0-1 axis
 
 
-def _figure(data: list[dict], layout: dict) -> go.Figure:
+PNG_SCALE = 2  # the modebar's PNG is twice the size on screen: sharp on slides
+MAX_NAME = 48  # characters of a PNG's name made from a figure's title
+
+
+class Figure(go.Figure):
+    """A go.Figure whose JSON, what gradio's gr.Plot sends to the page, carries Plotly's config too (the page
+    passes it to Plotly.react): the modebar's PNG download is named `filename`.png and drawn at PNG_SCALE."""
+
+    def __init__(self, figure: dict, filename: str):
+        super().__init__(figure, _validate=False)
+        self._filename = filename
+
+    def to_json(self, *args, **kwargs) -> str:
+        config = {"toImageButtonOptions": {"format": "png", "filename": self._filename, "scale": PNG_SCALE},
+                  "displaylogo": False}
+        return f'{super().to_json(*args, **kwargs)[:-1]},"config":{json.dumps(config)}}}'
+
+    def __reduce__(self):  # copies keep the name
+        return self.__class__, (self.to_dict(), self._filename)
+
+
+def _figure(data: list[dict], layout: dict, filename: str | None = None) -> Figure:
+    """The app's figure from plain dicts: its fonts, margins and template under `layout`; the PNG download is
+    named `filename` (None: the title's words, such as "elbo_terms_per_timestep")."""
     base = {"height": HEIGHT, "margin": {"l": 60, "r": 15, "t": 45, "b": 50}, "uirevision": "keep",
             "font": {"size": FONT},
             "legend": {"x": 0.99, "xanchor": "right", "y": 0.99, "yanchor": "top", "font": {"size": LEGEND_FONT},
                        "bgcolor": "rgba(255, 255, 255, 0.8)"},
             "template": "plotly_white"}
     title = {"font": {"size": TITLE_FONT}, **layout.get("title", {})}
-    return go.Figure({"data": data, "layout": {**base, **layout, "title": title}}, _validate=False)
+    filename = filename or re.sub(r"\W+", "_", title.get("text", "plot").lower()).strip("_")[:MAX_NAME]
+    return Figure({"data": data, "layout": {**base, **layout, "title": title}}, filename or "plot")
 
 
 def picture(x: np.ndarray, scale: int) -> np.ndarray:
@@ -102,7 +130,7 @@ def schedule_curves(t_axis: np.ndarray, curves: dict[str, dict[str, np.ndarray]]
                    "tickfont": {"color": COLOURS["snr"]}},
         "shapes": [{"type": "line", "x0": t, "x1": t, "yref": "paper", "y0": 0, "y1": 1,
                     "line": {"color": "black", "width": 1, "dash": "dash"}}],
-    })
+    }, f"schedule_{selected}_T{int(t_axis[-1])}")  # no t: a new config redraws the plot from scratch
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -146,7 +174,7 @@ def power_spectrum(freqs: np.ndarray, power0: np.ndarray, power_t: np.ndarray, s
         "yaxis": {"type": "log", "dtick": 1, "range": list(y_range), "title": {"text": "power"},
                   "exponentformat": "power"},
         "shapes": shapes, "annotations": annotations,
-    })
+    }, "power_spectrum")
 
 
 def histogram(edges: np.ndarray, density: np.ndarray, normal_x: np.ndarray, normal_pdf: np.ndarray,
@@ -164,7 +192,7 @@ def histogram(edges: np.ndarray, density: np.ndarray, normal_x: np.ndarray, norm
         "xaxis": {"range": [float(edges[0]), float(edges[-1])], "title": {"text": "pixel value"}},
         "yaxis": {"range": [0, y_max], "title": {"text": "density"}},
         "bargap": 0,
-    })
+    }, "histogram")
 
 
 RUN_COLOURS = ("#ff7f0e", "#9467bd")  # the sampler runs drawn by sampler_sigmas: A, then B
@@ -200,7 +228,7 @@ def sampler_sigmas(t_axis: np.ndarray, sqrt_beta: np.ndarray, sqrt_beta_tilde: n
         "yaxis": {"title": {"text": "σ, the scale of the fresh noise"}, "range": [-0.04, 1.05],
                   "zeroline": False},  # below 0, so a run at sigma = 0 is drawn above the axis, not hidden by it
         "annotations": annotations,
-    })
+    }, "sampler_sigmas")
 
 
 # --- the 2D toy lab ------------------------------------------------------------------------------------------
@@ -282,7 +310,7 @@ def toy_plane(axis: np.ndarray, log_density: np.ndarray | None, points: np.ndarr
         "xaxis": {"range": square, "zeroline": False, "constrain": "domain"},
         "yaxis": {"range": square, "zeroline": False, "scaleanchor": "x", "scaleratio": 1, "constrain": "domain"},
         "legend": {"orientation": "h", "y": -0.04, "x": 0, "yanchor": "top", "font": {"size": LEGEND_FONT}},
-    })
+    }, "toy_plane")
 
 
 def training_curves(steps: np.ndarray, loss: np.ndarray, smooth: np.ndarray, eval_steps: np.ndarray,
@@ -313,4 +341,4 @@ def training_curves(steps: np.ndarray, loss: np.ndarray, smooth: np.ndarray, eva
                          "font": {"color": "#d62728", "size": LEGEND_FONT}}],
         "legend": {"orientation": "h", "y": -0.28, "x": 0, "font": {"size": LEGEND_FONT}},
         "margin": {"l": 55, "r": 60, "t": 40, "b": 80},
-    })
+    }, "training_curves")

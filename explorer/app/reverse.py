@@ -200,7 +200,8 @@ def build() -> None:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2):
                     scrubber = gr.Slider(0, 1, value=0, step=1, interactive=False, label="After a run: back to step",
-                                         info="x_t and x̂₀ show that step again", elem_id="reverse-scrub")
+                                         info="x_t and x̂₀ show that step again · ← → step, Shift ×10",
+                                         elem_id="reverse-scrub")
                     numbers = gr.Markdown(elem_id="reverse-scrub-info")
                 update = gr.Image(label="That step's update (enlarged)", format="png", interactive=False,
                                   elem_id="reverse-update", elem_classes=grid_style, buttons=["download"])
