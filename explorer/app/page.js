@@ -55,17 +55,24 @@
   }
 
   const plots = () => document.querySelectorAll(".js-plotly-plot");
-  new MutationObserver(() => {
+  const hook = () => {  // figures drawn since, in any tab, get enlarged each time they are drawn
     for (const plot of plots()) {
       if (plot._projectorHooked || !plot.on) continue;
       plot._projectorHooked = true;
       plot.on("plotly_afterplot", () => enlarge(plot));
       enlarge(plot);
     }
-  }).observe(document.documentElement, {childList: true, subtree: true});
+  };
+  const watcher = new MutationObserver(hook);  // watches the page only while projector mode is on
 
   window.explorerProjector = (on) => {
     document.body.classList.toggle("projector", on);
+    if (on) {
+      hook();
+      watcher.observe(document.documentElement, {childList: true, subtree: true});
+    } else {
+      watcher.disconnect();
+    }
     for (const plot of plots()) (on ? enlarge : restore)(plot);
     return on;
   };
