@@ -102,6 +102,16 @@ def browser(chromium_path):
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def close_pages(request):
+    """After each browser test, close the pages it opened (each browser.new_page() is a context of its own): left
+    open, every visited app page keeps its connection, timers and plots alive and slows the tests that follow."""
+    yield
+    if "browser" in request.fixturenames:
+        for context in request.getfixturevalue("browser").contexts:
+            context.close()
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
