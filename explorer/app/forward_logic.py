@@ -187,6 +187,13 @@ class Snapshot:
 
 
 @torch.inference_mode()
+def pixel_density(pixels: np.ndarray) -> np.ndarray:
+    """The pixels' histogram over HIST_EDGES as a density (it integrates to 1 over the range), to set beside
+    N(0, 1)'s NORMAL_PDF."""
+    counts, _ = np.histogram(pixels, bins=HIST_EDGES)
+    return (counts / (pixels.size * np.diff(HIST_EDGES))).astype(np.float32)
+
+
 def snapshot(sc: Scene, t: int) -> Snapshot:
     """Compute what t shows: x_t both ways, its spectrum against x_0's, its histogram."""
     sched, pic = sc.schedule, sc.picture
@@ -194,7 +201,6 @@ def snapshot(sc: Scene, t: int) -> Snapshot:
     x_t = q_sample(sched, pic.x0, t, sc.eps)  # seed 001, eq. 1 (DDPM eq. 4)
     _, power_t = radial_power_spectrum(x_t)
     pixels = x_t.numpy()
-    counts, _ = np.histogram(pixels, bins=HIST_EDGES)
     return Snapshot(
         t=t,
         x_t=pixels,
@@ -203,7 +209,7 @@ def snapshot(sc: Scene, t: int) -> Snapshot:
         signal=signal_power(sched, t, pic.power0).numpy().astype(np.float32),
         floor=noise_floor(sched, t),
         crossover=crossover_frequency(sched, t, pic.freqs, pic.power0),
-        density=(counts / (pixels.size * np.diff(HIST_EDGES))).astype(np.float32),
+        density=pixel_density(pixels),
         mean=float(pixels.mean()),
         std=float(pixels.std()),
     )

@@ -28,7 +28,8 @@ import torch
 
 from explorer import checks
 from explorer.app import catalogue, plots
-from explorer.app.forward_logic import GALLERY, HIST_EDGES, HIST_Y_MAX, NORMAL_PDF, NORMAL_X, UPLOAD
+from explorer.app.forward_logic import (GALLERY, HIST_EDGES, HIST_Y_MAX, NORMAL_PDF, NORMAL_X, UPLOAD,
+                                       pixel_density)
 from explorer.app.options import UserInputError, class_labels, schedule, shown_steps, until
 from explorer.app.reverse_logic import default_name, stopped
 from explorer.app.uploads import load_upload
@@ -135,8 +136,7 @@ def frame(x: torch.Tensor, t: int) -> np.ndarray:
 def histogram_figure(x_T: torch.Tensor) -> go.Figure:
     """x_T's pixels as a density histogram against the N(0, 1) density (the forward view's panel at t = T)."""
     pixels = x_T.float().cpu().numpy()
-    counts, _ = np.histogram(pixels, bins=HIST_EDGES)
-    density = (counts / (pixels.size * np.diff(HIST_EDGES))).astype(np.float32)
+    density = pixel_density(pixels)
     return plots.histogram(HIST_EDGES, density, NORMAL_X, NORMAL_PDF, float(pixels.mean()), float(pixels.std()),
                            max(HIST_Y_MAX, 1.05 * float(density.max())))
 
