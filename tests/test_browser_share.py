@@ -1,7 +1,7 @@
 """A real browser with share links and the lesson: `python app.py` opened in the system's headless Chromium
 (Playwright). A link to the toy lab opens that tab with its controls set, names what it left out in a warning,
-and the lab's Share button gives back a link to the same settings; a lesson step's button opens the forward view
-at its settings. In CI (CI=true) a missing Chromium or Playwright fails the test.
+and the lab's Share button gives back a link to the same settings; lesson steps' buttons open the forward view and
+the reverse view at their settings, and the reverse view's Share button gives them back. In CI (CI=true) a missing Chromium or Playwright fails the test.
 """
 from __future__ import annotations
 
@@ -64,4 +64,29 @@ def test_a_lesson_step_opens_the_forward_view_at_its_settings(browser, app_proce
     assert page.locator("#forward-t input[type=number]").input_value() == "500"
     assert page.locator("#forward-schedule input[value=linear]").is_checked()
     assert page.locator("[data-testid=toast-body]").count() == 0  # the lesson's links are all valid
+    assert not errors, errors
+
+
+def test_a_lesson_step_opens_the_reverse_view_and_its_share_link_carries_the_settings(browser, app_process_url):
+    page, errors = open_page(browser, app_process_url)
+    page.get_by_role("tab", name="Lesson").click()
+    page.locator("#lesson-open-3").click()  # the posterior step: DDPM, 100 steps, sneakers
+    page.wait_for_function(VALUE, arg=["#reverse-steps input[type=number]", "100"], timeout=30_000)
+    assert selected_tab(page) == "Reverse process"
+    assert page.locator("#reverse-method input[value=ddpm]").is_checked()
+    assert page.locator("#reverse-class input").input_value() == "Sneaker"
+    page.locator("#reverse-advanced").get_by_text("Advanced").click()
+    page.wait_for_selector("#reverse-n input", state="visible", timeout=10_000)
+    assert page.locator("#reverse-n input[type=number]").input_value() == "8"
+    assert page.locator("#reverse-variance").is_visible() and not page.locator("#reverse-eta").is_visible()
+
+    page.locator("#reverse-share").get_by_text("Share or save these settings").click()
+    page.locator("#reverse-share-button").click()
+    box = "#reverse-share-link textarea, #reverse-share-link input"
+    page.wait_for_function("sel => document.querySelector(sel)?.value.startsWith('http')", arg=box, timeout=20_000)
+    query = dict(parse_qsl(urlsplit(page.locator(box).first.input_value()).query))
+    assert {k: query[k] for k in ("view", "checkpoint", "method", "variance", "steps", "label", "n")} == \
+        {"view": "reverse", "checkpoint": "fashion_v_cosine_lean.safetensors", "method": "ddpm",
+         "variance": "beta_tilde", "steps": "100", "label": "Sneaker", "n": "8"}
+    assert page.locator("[data-testid=toast-body]").count() == 0
     assert not errors, errors

@@ -52,7 +52,9 @@ STEPS = (
          "multiplies two Gaussians in $x_{t-1}$ (the step forward and the jump from $x_0$), so the result is "
          r"Gaussian (DDPM eq. 6-7): its mean $\tilde\mu_t$ mixes $x_0$ and $x_t$, its variance is fixed. A sampler "
          r"puts the network's guess $\hat x_0$ in place of $x_0$ and steps from noise to an image.",
-         "Open the reverse view", {"view": "reverse"}),
+         "Open the reverse view: DDPM, 100 steps, sneakers",
+         {"view": "reverse", "method": "ddpm", "variance": "beta_tilde", "steps": "100", "label": "Sneaker",
+          "n": "8"}),
     Step("What the network predicts: ε, x₀ or v",
          r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon}{\sqrt{\bar\alpha_t}},\qquad "
          r"v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1-\bar\alpha_t}\,x_0",

@@ -12,7 +12,8 @@ is cancelled); the run then ends by itself, saying where it stopped. The eps / x
 bundled checkpoint with the same dataset, schedule, T and classes trained with that objective. Classifier guidance
 s sits under classifier-free guidance w, shown where the bundled noise-aware classifier fits the checkpoint (the
 model info says why not elsewhere). After a run, the step slider replays its frames from the session's gr.State
-(explorer.app.reverse_replay: small uint8 arrays, no model call).
+(explorer.app.reverse_replay: small uint8 arrays, no model call). A share link or settings file sets run A's
+controls (explorer.app.share: the checkpoint first, with its objective and classes).
 """
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ import gradio as gr
 
 from explorer.app import catalogue
 from explorer.app.catalogue import MAX_UPLOAD_BYTES, UPLOAD
+from explorer.app.links import Linked, SharePanel
 from explorer.app.options import MIXED, SamplerOptions, UserInputError
 from explorer.app.reverse_logic import (COMPARE_OUTPUTS, DEFAULTS, DEFAULTS_B, KEEP_S, MAX_CLASSIFIER_SCALE,
                                         MAX_GUIDANCE, MAX_IMAGES, OUTPUTS, RunSettings, compare_stream, default_name,
                                         generate_stream, guide_for, model_info, sampler_options as checked_sampler,
-                                        sigma_figure, stopped)
+                                        sigma_figure, stopped, with_checkpoint)
 from explorer.app.reverse_replay import scrub
 from explorer.app.stops import Stops, as_outputs
 from explorer.app.widgets import (LATEX, METHOD_CHOICES, VARIANCE_CHOICES, for_visitor, gpu_bound, noise_controls,
@@ -89,19 +91,27 @@ def sigma_plot(**controls):
     return sigma_figure(config, [("", checked_sampler(controls, path, config))])
 
 
-def checkpoint_controls(path: Path, config: ModelConfig, steps, steps_b, label) -> tuple:
-    """Updates of the controls that depend on the checkpoint: objective (A and B), model info, steps (A and
-    B, at most T), class and guidance w (A and B; hidden for unconditional models), classifier guidance s (A and
-    B; hidden, and back at 0, where the noise-aware classifier does not fit the checkpoint)."""
-    names = config.class_names
-    conditional = bool(names)
-    guidance = gr.Slider(visible=True) if conditional else gr.Slider(visible=False, value=1.0)
-    steered = gr.Slider(visible=True) if guide_for(path, config)[0] else gr.Slider(visible=False, value=0.0)
+def checkpoint_controls(path: Path, config: ModelConfig, steps, steps_b, label, **chosen) -> tuple:
+    """Updates of the controls that depend on the checkpoint (reverse_logic.with_checkpoint): objective (A and B),
+    model info, steps (A and B, at most T), class and guidance w (A and B; hidden for unconditional models),
+    classifier guidance s (A and B; hidden where the noise-aware classifier does not fit the checkpoint).
+    `chosen`: values for guidance and classifier_scale (a link's); without them the sliders keep theirs where
+    they apply and go to 1 and 0 where they do not."""
+    c = with_checkpoint({"steps": steps, "steps_b": steps_b, "label": label, **chosen}, path, config)
+    conditional = bool(config.class_names)
+    steered = guide_for(path, config)[0] is not None
+
+    def slider(name: str, shown: bool, off: float) -> gr.Slider:
+        if name in c:
+            return gr.Slider(visible=shown, value=c[name])
+        return gr.Slider(visible=True) if shown else gr.Slider(visible=False, value=off)
+
+    guidance, guidance_b = (slider(name, conditional, 1.0) for name in ("guidance", "guidance_b"))
+    classifier, classifier_b = (slider(name, steered, 0.0) for name in ("classifier_scale", "classifier_scale_b"))
     return (gr.Radio(value=config.objective), gr.Radio(value=config.objective), model_info(path, config),
-            gr.Slider(maximum=config.T, value=min(int(steps), config.T)),
-            gr.Slider(maximum=config.T, value=min(int(steps_b), config.T)),
-            gr.Dropdown(choices=[MIXED, *names], value=label if label in names else MIXED, visible=conditional),
-            guidance, guidance, steered, steered)
+            gr.Slider(maximum=config.T, value=c["steps"]), gr.Slider(maximum=config.T, value=c["steps_b"]),
+            gr.Dropdown(choices=[MIXED, *config.class_names], value=c["label"], visible=conditional),
+            guidance, guidance_b, classifier, classifier_b)
 
 
 @for_visitor
@@ -144,8 +154,20 @@ def drop_upload(steps, steps_b, label):
             *checkpoint_controls(catalogue.PRETRAINED / name, found[name], steps, steps_b, label))
 
 
-def build() -> None:
-    """Create the view's components and events inside the current gr.Tab."""
+def apply(controls: dict) -> tuple:
+    """A link's or a settings file's controls (checked, named as CONTROLS) on the page: the updates of the
+    components of the Linked that build() returns; run B's steps go within the checkpoint's T and its guidance to
+    what the checkpoint allows, as when the checkpoint is chosen on the page."""
+    s = RunSettings.parse(controls)
+    o = s.sampler
+    return (s.path.name, o.method, *sampler_options(o.method, o.variance, o.eta), o.spacing, s.seed, s.n, s.clip,
+            *checkpoint_controls(s.path, s.config, o.steps, DEFAULTS_B["steps_b"], s.label, guidance=s.guidance,
+                                 classifier_scale=s.classifier_scale),
+            sigma_figure(s.config, [("", o)]))
+
+
+def build() -> Linked:
+    """Create the view's components and events inside the current gr.Tab; returns what links set."""
     d, db = DEFAULTS, DEFAULTS_B
     found = catalogue.bundled_images()
     start = default_name(found)
@@ -189,6 +211,7 @@ def build() -> None:
             with gr.Accordion("Upload a checkpoint", open=False):
                 upload = gr.File(label=f".safetensors from train.py, at most {MAX_UPLOAD_BYTES >> 20} MB",
                                  file_types=[".safetensors"], type="filepath", elem_id="reverse-upload")
+            sharing = SharePanel.build("reverse")
         with gr.Column(scale=3):
             with gr.Row():
                 x_t = gr.Image(label="x_t", format="png", interactive=False, elem_id="reverse-xt",
@@ -285,3 +308,6 @@ def build() -> None:
                  outputs=[checkpoint, *dependent], api_name="drop_checkpoint", **quiet).success(**redraw)
     method.input(sampler_options, method, [variance, eta], api_visibility="private", **quiet)
     method_b.input(sampler_options, method_b, [variance_b, eta_b], api_visibility="private", **quiet)
+    linked = Linked("reverse", [checkpoint, method, variance, eta, spacing, seed, n, clip, *dependent, plot], apply)
+    sharing.wire(linked, controls)
+    return linked

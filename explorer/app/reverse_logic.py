@@ -382,6 +382,20 @@ def sigma_figure(config: ModelConfig, runs: list[tuple[str, SamplerOptions]]) ->
     return plots.sampler_sigmas(*_references(config.schedule, config.T), traces, title)
 
 
+def with_checkpoint(controls: dict, path: Path, config: ModelConfig) -> dict:
+    """`controls` (any of CONTROLS and CONTROLS_B, by name) as choosing the checkpoint at `path` moves them on the
+    page: the objectives become its own, the steps stay within its T, a class it lacks becomes MIXED, guidance w
+    goes to 1 where it is unconditional and classifier s to 0 where the noise-aware classifier does not fit it
+    (guide_for); the other controls are left as they are."""
+    steered = guide_for(path, config)[0] is not None
+    moves = {"objective": lambda v: config.objective,
+             "steps": lambda v: min(int(v), config.T),
+             "label": lambda v: v if v in config.class_names else MIXED,
+             "guidance": lambda v: v if config.class_names else 1.0,
+             "classifier_scale": lambda v: v if steered else 0.0}
+    return {k: moves[k.removesuffix("_b")](v) if k.removesuffix("_b") in moves else v for k, v in controls.items()}
+
+
 def model_info(path: Path, config: ModelConfig) -> str:
     c, h, w = config.sample_shape
     kind = f"class-conditional ({len(config.class_names)} classes)" if config.class_names else "unconditional"

@@ -1,11 +1,13 @@
-"""Share links and settings files of the forward view and the 2D toy lab, with no gradio in it: a view's controls
-to a query string (`?view=forward&image=sneaker&schedule=cosine&T=1000&seed=0&t=250&log_y=false`) or a JSON
-object (`{"view": "forward", "t": 250, ...}`) and back, every value checked by the view's own settings parsing
-(forward_logic.ForwardSettings.parse, toy_logic.ToySettings.parse) and by the choices its page offers.
+"""Share links and settings files of the forward view, the reverse view and the 2D toy lab, with no gradio in it:
+a view's controls to a query string (`?view=forward&image=sneaker&schedule=cosine&T=1000&seed=0&t=250&log_y=false`)
+or a JSON object (`{"view": "forward", "t": 250, ...}`) and back, every value checked by the view's own settings
+parsing (forward_logic.ForwardSettings.parse, reverse_logic.RunSettings.parse, toy_logic.ToySettings.parse) and
+by the choices its page offers.
 
 A link or file carries the view and the controls in its ViewSpec's `keys`; every other control is the view's
 default, so a link shows the same to whoever opens it. What stays with one visitor (an uploaded image, a model
-trained in the session) is not carried: `settings_of` puts the default in its place and says so.
+trained in the session, an uploaded checkpoint) is not carried: `settings_of` puts the default in its place and
+says so.
 
 Reading a link (`read_link`) is lenient: an unknown parameter or a bad value is left out and named in
 `Link.ignored`, the others still apply. Parameters whose names start with "__" belong to the app's host (Gradio's
@@ -13,9 +15,10 @@ Reading a link (`read_link`) is lenient: an unknown parameter or a bad value is 
 is strict: a bad value, or a file that is not a JSON object of this view, raises ValueError and sets nothing;
 only unknown keys are left out and named.
 
-Values are checked in the order of `keys`, each with those accepted before it. T comes before t and the sampler's
-steps, and setting T moves them as the page's T control does (t keeps its fraction of the process, steps stay
-within T), so `?view=forward&T=50` alone is a valid link.
+Values are checked in the order of `keys`, each with those accepted before it, and setting one moves the others
+as the page does (ViewSpec.follow): T comes before t and the sampler's steps and moves them (t keeps its fraction
+of the process, steps stay within T), so `?view=forward&T=50` alone is a valid link; the reverse view's checkpoint
+comes first and brings its objective, its T and its classes (reverse_logic.with_checkpoint).
 """
 from __future__ import annotations
 
@@ -25,11 +28,33 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from explorer import checks
-from explorer.app import forward_logic, toy_logic
+from explorer.app import catalogue, forward_logic, reverse_logic, toy_logic
 
 VIEW = "view"  # the parameter that names the view (a tab id of explorer.app)
 HOST_PREFIX = "__"
 MAX_FILE_BYTES = 16_384  # a settings file is a few hundred bytes
+
+
+def follow_T(before: dict, changed: dict, key: str) -> dict:
+    """The page's T control: a new T moves t (its fraction of the process kept) and the steps (at most T)."""
+    if key == "T":
+        T = checks.whole("T", changed["T"], 1)
+        changed["t"] = forward_logic.rescaled_t(before["t"], before["T"], T)
+        if "steps" in changed:
+            changed["steps"] = min(before["steps"], T)
+    return changed
+
+
+def follow_checkpoint(before: dict, changed: dict, key: str) -> dict:
+    """The reverse view's checkpoint list: a bundled checkpoint brings its objective, T and classes."""
+    if key != "checkpoint":
+        return changed
+    found = catalogue.bundled_images()
+    if changed["checkpoint"] not in found:
+        raise ValueError(f"checkpoint must be one of the bundled files ({', '.join(found) or 'none'}), "
+                         f"got {changed['checkpoint']!r}")
+    name = changed["checkpoint"]
+    return reverse_logic.with_checkpoint(changed, catalogue.PRETRAINED / name, found[name])
 
 
 @dataclass(frozen=True)
@@ -40,12 +65,17 @@ class ViewSpec:
     keys: tuple[str, ...]  # the controls a link carries, in the order they are checked
     parse: Callable[[dict], object]  # the view's settings parsing: ValueError names what is wrong
     choices: dict[str, tuple]  # controls whose page (or whose link) offers fewer values than `parse` accepts
+    follow: Callable[[dict, dict, str], dict] = follow_T  # (before, changed, key): the others that `key` moves
 
 
 SPECS = {
     "forward": ViewSpec("the forward view", forward_logic.DEFAULTS, ("image", "schedule", "T", "seed", "t", "log_y"),
                         forward_logic.ForwardSettings.parse,
                         {"image": tuple(forward_logic.GALLERY), "T": forward_logic.T_CHOICES}),
+    "reverse": ViewSpec("the reverse view", reverse_logic.DEFAULTS,
+                        ("checkpoint", "method", "variance", "eta", "spacing", "steps", "label", "guidance",
+                         "classifier_scale", "seed", "n", "clip"),
+                        reverse_logic.RunSettings.parse, {}, follow_checkpoint),
     "toy": ViewSpec("the 2D toy lab", toy_logic.DEFAULTS,
                     ("dataset", "schedule", "T", "objective", "source", "t", "n", "seed", "field_kind", "method",
                      "variance", "eta", "spacing", "steps", "label", "guidance", "clip"),
@@ -76,15 +106,10 @@ def _checked(spec: ViewSpec, key: str, value):
 
 
 def _accept(spec: ViewSpec, controls: dict, key: str, value) -> dict:
-    """`controls` with `key` set to `value` if the view's parsing accepts the result, else ValueError. Setting T
-    moves t and steps as the page does (toy.set_T, forward.set_T)."""
+    """`controls` with `key` set to `value` if the view's parsing accepts the result, else ValueError; the controls
+    that setting `key` moves on the page move with it (spec.follow)."""
     value = _checked(spec, key, value)
-    changed = {**controls, key: value}
-    if key == "T":
-        T = checks.whole("T", value, 1)
-        changed["t"] = forward_logic.rescaled_t(controls["t"], controls["T"], T)
-        if "steps" in changed:
-            changed["steps"] = min(controls["steps"], T)
+    changed = spec.follow(controls, {**controls, key: value}, key)
     spec.parse(changed)
     kind = type(spec.defaults[key])
     changed[key] = kind(value) if kind in (int, float) else value  # whole numbers checked by parse: int() is exact

@@ -124,8 +124,7 @@ def apply(controls: dict) -> tuple:
     s = ToySettings.parse(controls)
     setup, sampler, choices = s.setup, s.sampler, class_choices(s.setup.dataset)
     return (setup.dataset, setup.schedule, setup.T, setup.objective, setup.source, s.field, s.n, s.seed,
-            sampler.method, gr.Radio(value=sampler.variance, visible=sampler.method == "ddpm"),
-            gr.Slider(value=sampler.eta, visible=sampler.method == "ddim"), sampler.spacing,
+            sampler.method, *sampler_options(sampler.method, sampler.variance, sampler.eta), sampler.spacing,
             gr.Slider(maximum=setup.T, value=sampler.steps),
             gr.Dropdown(choices=choices, value=s.label, visible=len(choices) > 1),
             gr.Slider(value=s.guidance, visible=len(choices) > 1), s.clip, gr.Slider(maximum=setup.T, value=s.t),

@@ -105,6 +105,9 @@ def noise_controls(prefix: str, method: str, variance: str, eta: float, spacing:
             gr.Radio(list(SPACINGS), value=spacing, label="Timestep spacing", elem_id=f"{prefix}-spacing"))
 
 
-def sampler_options(method: str):
-    """Show sigma^2 for DDPM and eta for DDIM only (outputs: the variance radio, the eta slider)."""
-    return gr.Radio(visible=method == "ddpm"), gr.Slider(visible=method == "ddim")
+def sampler_options(method: str, variance: str | None = None, eta: float | None = None):
+    """Show sigma^2 for DDPM and eta for DDIM only (outputs: the variance radio, the eta slider), set to `variance`
+    and `eta` where they are given (a link's)."""
+    def given(value) -> dict:
+        return {} if value is None else {"value": value}
+    return gr.Radio(visible=method == "ddpm", **given(variance)), gr.Slider(visible=method == "ddim", **given(eta))
