@@ -121,11 +121,13 @@ def schedule_curves(t_axis: np.ndarray, curves: dict[str, dict[str, np.ndarray]]
     yaxis = {"type": "log", "exponentformat": "power"} if log_y else {"range": [0, 1.05]}
     return _figure(data, {
         "title": {"text": f"Schedule at t = {t} ({selected} solid, other dotted)"},
-        "xaxis": {"title": {"text": "t"}, "range": [0, float(t_axis[-1])]},
-        "margin": {"l": 60, "r": 70, "t": 45, "b": 80},
-        "legend": {"orientation": "h", "x": 0, "y": -0.3, "yanchor": "top"},
-        "yaxis": {**yaxis, "title": {"text": "value" + (" (log)" if log_y else "")}},
+        "xaxis": {"title": {"text": "t"}, "range": [0, float(t_axis[-1])], "automargin": True},
+        # margins grow to fit the ticks and axis titles at any font size (projector mode), the legend at the bottom
+        "margin": {"l": 60, "r": 15, "t": 45, "b": 10},
+        "legend": {"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
+        "yaxis": {**yaxis, "title": {"text": "value" + (" (log)" if log_y else "")}, "automargin": True},
         "yaxis2": {"type": "log", "exponentformat": "power", "overlaying": "y", "side": "right", "showgrid": False,
+                   "automargin": True,
                    "title": {"text": "SNR_t (log)", "font": {"color": COLOURS["snr"]}},
                    "tickfont": {"color": COLOURS["snr"]}},
         "shapes": [{"type": "line", "x0": t, "x1": t, "yref": "paper", "y0": 0, "y1": 1,
