@@ -294,6 +294,9 @@ def report(args, command, device, classifier, n, floors, real_accuracy, reports,
                         if not r["misfit"] else [f"Not measured, the classifier does not fit this checkpoint: "
                                                  f"{r['misfit']}."]), ""]
         e = r["elbo"]
+        if e is None:
+            lines += ["### ELBO", "", "Not measured in this run (`--elbo-n 0`).", ""]
+            continue
         lines += ["### ELBO", "",
                   f"**{e['total_bpd']:.3f} bits/dim** (negative ELBO, an upper bound on the NLL) on "
                   f"{args.elbo_n} test images conditioned on their labels, sigma^2 = beta_tilde, t stride "
@@ -345,7 +348,8 @@ def parse_args(argv):
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--elbo-n", type=int, default=None, help="test images for the ELBO (default 1000, quick 8)")
+    parser.add_argument("--elbo-n", type=int, default=None,
+                        help="test images for the ELBO (default 1000, quick 8; 0: no ELBO)")
     parser.add_argument("--t-stride", type=int, default=None, help="ELBO t stride (default 10, quick T // 5)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out-dir", default=str(RESULTS))
@@ -354,7 +358,10 @@ def parse_args(argv):
     args.ddpm_n = args.ddpm_n or args.n
     if min(args.n, args.ddpm_n) < 2:
         parser.error("--n and --ddpm-n must be at least 2 (a covariance needs two samples)")
-    args.elbo_n = args.elbo_n or (8 if args.quick else 1000)
+    if args.elbo_n is None:
+        args.elbo_n = 8 if args.quick else 1000
+    if args.elbo_n < 0:
+        parser.error("--elbo-n must be 0 (no ELBO) or more")
     try:
         args.classifier_scales = [float(s) for s in args.classifier_scales.split(",")] if args.classifier_scales \
             else []
@@ -440,10 +447,12 @@ def main(argv: list[str] | None = None) -> Path:
             rows[name]["parts"].append(part)
             labels.add(label(options))
         t_stride = args.t_stride or (max(1, config.T // 5) if args.quick else 10)
-        curve = cache.get_or_measure(f"{digest}|{device.type}|elbo|n={args.elbo_n}|seed={args.seed}|"
-                                     f"stride={t_stride}", lambda: measure_elbo(
-                                         model, x_test[elbo_idx], y_test[elbo_idx], t_stride, args.seed))
-        write_elbo_csv(out_dir / f"elbo_{path.stem}.csv", curve, config.T, t_stride)
+        curve = None
+        if args.elbo_n:
+            curve = cache.get_or_measure(f"{digest}|{device.type}|elbo|n={args.elbo_n}|seed={args.seed}|"
+                                         f"stride={t_stride}", lambda: measure_elbo(
+                                             model, x_test[elbo_idx], y_test[elbo_idx], t_stride, args.seed))
+            write_elbo_csv(out_dir / f"elbo_{path.stem}.csv", curve, config.T, t_stride)
         reports.append({"name": path.stem, "path": path, "config": config, "hash": digest,
                         "params": count_parameters(model), "rows": rows, "labels": labels, "reference": reference,
                         "elbo": curve, "t_stride": t_stride, "misfit": misfit})

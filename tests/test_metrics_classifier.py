@@ -373,3 +373,12 @@ def test_quality_classifier_guidance_rows_are_named_keyed_and_reproduced():
     for bad in ("-1", "three"):
         with pytest.raises(SystemExit):
             bench.parse_args(["--classifier-scales", bad])
+
+
+def test_quality_benchmark_elbo_n_0_measures_no_elbo(tiny_checkpoint, tmp_path):
+    bench = load_bench()
+    md = bench.main(["--quick", "--elbo-n", "0", "--only", "dpm-solver++-10", "--checkpoints", str(tiny_checkpoint),
+                     "--out-dir", str(tmp_path)])
+    assert "Not measured in this run (`--elbo-n 0`)." in md.read_text() and "bits/dim" not in md.read_text()
+    assert not list(tmp_path.glob("elbo_*.csv"))
+    assert not [key for key in json.loads((tmp_path / "quality.json").read_text()) if "|elbo|" in key]
