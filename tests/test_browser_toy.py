@@ -7,18 +7,30 @@ missing Chromium or Playwright fails the test.
 """
 from __future__ import annotations
 
+import pytest
 from test_browser_reverse import open_tab, set_number
 
 TEXT = "([id, text]) => document.querySelector('#' + id).innerText.includes(text)"
+VALUE = "([id, value]) => document.querySelector(`#${id} input[type=number]`).value === value"
 SETTLED = "id => !document.querySelector('#' + id).innerText.includes('processing')"  # no event's progress label
 
 
 def test_training_stops_cleanly_and_keeps_its_model(browser, app_process_url, artifacts):
-    page, errors = open_tab(browser, app_process_url, "2D toy lab", "#toy-train-live")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # the browser fixture has checked it imports
+
+    # the page drawn (its load events done) before anything is clicked
+    page, errors = open_tab(browser, app_process_url, "2D toy lab", "#toy-forward .js-plotly-plot")
     page.locator("#toy-train-live").get_by_text("Train live").click()
     set_number(page, "toy-train-steps", 20000)
+    page.wait_for_function(VALUE, arg=["toy-train-steps", "20000"], timeout=10_000)
     page.locator("#toy-train").click()
-    page.wait_for_function(TEXT, arg=["toy-train-text", "of 20000"], timeout=120_000)  # the first update
+    try:
+        page.wait_for_function(TEXT, arg=["toy-train-text", "of 20000"], timeout=120_000)  # the first update
+    except PlaywrightTimeout:
+        page.screenshot(path=artifacts / "toy-no-first-update.png", full_page=True)
+        pytest.fail(f"no training update within 120 s; the status reads {page.locator('#toy-train-text').inner_text()!r}"
+                    f" and the steps box {page.locator('#toy-train-steps input[type=number]').input_value()!r}; "
+                    f"page errors {errors}; the server's log is test-artifacts/app.log")
     # the event itself, not a synthesized mouse click: while updates stream, Chromium may hold mouse input until
     # the page's next frame, which a busy 2-core machine can delay past Playwright's click timeout
     page.locator("#toy-stop-train").dispatch_event("click")
