@@ -21,6 +21,8 @@ seed, hence the same x_T, for every config):
   classifier's, a network other than the p_phi that steers;
 - the ELBO (explorer.likelihood.elbo, sigma^2 = beta_tilde, conditioned on the true labels) of `--elbo-n` test
   images with a t stride: its per-timestep terms go to elbo_<checkpoint>.csv, bits per dimension to the report;
+- with `--precisions fp32,bf16`, each sampler row at guidance 1 again with the network under bf16 autocast
+  (DiffusionModel.at_precision, as the app samples on CPUs with native bf16), labelled like dpm-solver++-10-bf16;
 - the real test images as every table's first row (the classifier's accuracy on them; cFID of a second real
   sample, the floor), and issue 15's targets (TARGETS) as numbers beside their goals.
 
@@ -60,7 +62,7 @@ configure_threads("spin")  # before torch loads: a lone benchmark gains from spi
 import torch
 
 from bench.report import cpu_name
-from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, read_config
+from explorer.checkpoint import PRECISIONS, PRETRAINED_DIR, CheckpointError, load_model, read_config
 from explorer.classifier import DEFAULT_PATH, load_classifier
 from explorer.data import load_image_tensors
 from explorer.likelihood import elbo
@@ -89,15 +91,16 @@ TARGETS = {"ddim-50-eta1": (1.5, 1.5), "dpm-solver++-10": (2.0, 3.0)}
 
 
 def label(options: dict) -> str:
-    """A sampler config's name: ddpm-1000-beta, ddim-50-eta0.5, dpm-solver++-10, with -g3 for guidance != 1 and
-    -cg3 for classifier guidance s = 3."""
+    """A sampler config's name: ddpm-1000-beta, ddim-50-eta0.5, dpm-solver++-10, with -g3 for guidance != 1,
+    -cg3 for classifier guidance s = 3 and -bf16 for the network run in bf16 autocast."""
     name = f"{options['method']}-{options['steps']}"
     if options["method"] == "ddpm":
         name += f"-{options['variance']}"
     elif options["method"] == "ddim":
         name += f"-eta{options['eta']:g}"
     name += f"-g{options['guidance']:g}" if options["guidance"] != 1 else ""
-    return name + (f"-cg{options['classifier_scale']:g}" if options.get("classifier_scale") else "")
+    name += f"-cg{options['classifier_scale']:g}" if options.get("classifier_scale") else ""
+    return name + (f"-{options['precision']}" if options.get("precision", "fp32") != "fp32" else "")
 
 
 def sampler_configs(T: int, quick: bool) -> tuple[list[dict], list[dict]]:
@@ -181,10 +184,13 @@ class Cache:
 
 
 def measure_sampler(model, classifier, options, test_stats, n, seed, batch_size, guide=None) -> dict:
-    """cFID, class accuracy and seconds of n samples; options with a classifier_scale are guided by `guide`."""
+    """cFID, class accuracy and seconds of n samples; options with a classifier_scale are guided by `guide`, and
+    the network runs in options' "precision" (DiffusionModel.at_precision; fp32 if absent)."""
     start = time.perf_counter()
-    sampler = options | {"classifier": guide} if options.get("classifier_scale") else options
-    images, labels = generate_samples(model, n, sampler, batch_size, seed)
+    sampler = {k: v for k, v in options.items() if k != "precision"}
+    sampler |= {"classifier": guide} if options.get("classifier_scale") else {}
+    images, labels = generate_samples(model.at_precision(options.get("precision", "fp32")), n, sampler, batch_size,
+                                      seed)
     seconds = time.perf_counter() - start
     stats = feature_stats(classifier_features(classifier, images))
     accuracy = class_accuracy(classifier, images, labels) if labels is not None else None
@@ -330,6 +336,8 @@ def settings_flags(args) -> list[str]:
             flags += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     if args.classifier_scales:
         flags += ["--classifier-scales", ",".join(f"{s:g}" for s in args.classifier_scales)]
+    if args.precisions != ["fp32"]:
+        flags += ["--precisions", ",".join(args.precisions)]
     return flags
 
 
@@ -345,6 +353,9 @@ def parse_args(argv):
     parser.add_argument("--classifier-scales", default=None,
                         help="comma-separated classifier-guidance scales s >= 0 (e.g. 0,1,3,10): adds their rows")
     parser.add_argument("--noisy-classifier", default=str(NOISY_PATH), help="p_phi(y | x_t, t) of those rows")
+    parser.add_argument("--precisions", default="fp32",
+                        help="comma-separated network precisions of the guidance-1 sampler rows "
+                             f"({', '.join(PRECISIONS)}): bf16 adds each row run under bf16 autocast, labelled -bf16")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
@@ -369,6 +380,10 @@ def parse_args(argv):
         parser.error(f"--classifier-scales: comma-separated numbers, got {args.classifier_scales!r}")
     if any(not s >= 0 for s in args.classifier_scales):
         parser.error("--classifier-scales must all be >= 0")
+    args.precisions = args.precisions.split(",")
+    if not set(args.precisions) <= set(PRECISIONS) or "fp32" not in args.precisions:
+        parser.error(f"--precisions: comma-separated, among {', '.join(PRECISIONS)} and with fp32 (the targets' rows), "
+                     f"got {','.join(args.precisions)!r}")
     return args
 
 
@@ -418,6 +433,7 @@ def main(argv: list[str] | None = None) -> Path:
         model = load_model(path, device)
         digest = file_hash(path)
         samplers, sweep = sampler_configs(config.T, args.quick)
+        samplers += [o | {"precision": p} for p in args.precisions if p != "fp32" for o in samplers]
         guided = guided_configs(sweep, args.classifier_scales)
         known = {label(o) for o in samplers + sweep + guided}
         misfit = guide.config.misfit(config) if guide else ""

@@ -18,8 +18,9 @@ reruns). Each comparison is interleaved (ours, peer, ours, peer, ...) so that ma
   diffusers peer in that plain loop; images/s, FLOPs per image (forward + backward), share of the peak of the
   precision used, peak memory of each in a fresh process, and a profile of our step;
 - classroom grid: 16 class-conditional samples, noise to uint8 grid, of the default checkpoint (and any given
-  with --grid-checkpoints, interleaved) for sampler settings bench/quality.py has scored: their cFID / floor
-  and class accuracy from bench/results/quality.json stand beside each time;
+  with --grid-checkpoints, interleaved) for sampler settings bench/quality.py has scored, in float32 and, where
+  the app samples in another precision on this machine (checkpoint.fast_precision), in that one too: their
+  cFID / floor and class accuracy from bench/results/quality.json stand beside each time;
 - OpenMP wait policy: one network call in fresh processes under each policy, idle and beside one busy process;
 - profiles: where a network call's time goes (torch.profiler self time per operator; the rest is Python and
   dispatch).
@@ -49,7 +50,7 @@ from torchvision.utils import make_grid
 
 from bench.quality import label, measured
 from bench.report import WAIT_POLICIES, conditions, publish, run_under
-from explorer.checkpoint import DEFAULT_CHECKPOINT, DiffusionModel, ModelConfig, load_model
+from explorer.checkpoint import DEFAULT_CHECKPOINT, DiffusionModel, ModelConfig, fast_precision, load_model
 from explorer.losses import diffusion_loss
 from explorer.nets import count_flops, count_parameters
 from explorer.nets.unet import UNET_PRESETS, UNet
@@ -292,9 +293,9 @@ def rss_of(loop: str, model: str, batch: int, quick: bool) -> float:
 
 # ---------------------------------------------------------------------------------------------- classroom grid
 @torch.inference_mode()
-def classroom_grid(models: dict[str, DiffusionModel], settings: list[dict], rounds: int) -> list[dict]:
-    """Seconds from noise to a uint8 grid of 16 class-conditional samples (classes 0..9, 0..5) for each model
-    and sampler setting, all interleaved."""
+def classroom_grid(models: list[tuple[str, DiffusionModel]], settings: list[dict], rounds: int) -> list[dict]:
+    """Seconds from noise to a uint8 grid of 16 class-conditional samples (classes 0..9, 0..5) for each (name,
+    model) and sampler setting, all interleaved."""
     y = torch.arange(16, device=DEVICE) % 10
     gen = torch.Generator(DEVICE).manual_seed(0)
 
@@ -304,14 +305,15 @@ def classroom_grid(models: dict[str, DiffusionModel], settings: list[dict], roun
                         objective=model.objective, y=y, guidance=o["guidance"], clip_x0=o["clip_x0"]))
         return make_grid(x0.clamp(-1, 1) * 0.5 + 0.5, nrow=4).mul(255).round().to(torch.uint8).cpu()
 
-    fns = {(name, i): (lambda m=model, o=o: grid(m, o)) for name, model in models.items()
+    fns = {(j, i): (lambda m=model, o=o: grid(m, o)) for j, (_, model) in enumerate(models)
            for i, o in enumerate(settings)}
     for fn in fns.values():
         fn()
     wall = interleaved(fns, rounds)
-    return [{"network": name, "params": count_parameters(model.net), "sampler": label(o), "guidance": o["guidance"],
-             "calls": o["steps"] * (1 if o["guidance"] in (0, 1) else 2), "wall": wall[(name, i)], "options": o}
-            for name, model in models.items() for i, o in enumerate(settings)]
+    return [{"network": name, "params": count_parameters(model.net), "precision": model.precision, "sampler": label(o),
+             "guidance": o["guidance"], "calls": o["steps"] * (1 if o["guidance"] in (0, 1) else 2),
+             "wall": wall[(j, i)], "options": o}
+            for j, (name, model) in enumerate(models) for i, o in enumerate(settings)]
 
 
 # ------------------------------------------------------------------------------------------ OpenMP wait policy
@@ -385,10 +387,10 @@ def report(r: dict) -> str:
     grid_rows = []
     for g in r["grid"]:
         q = g["quality"]
-        grid_rows.append([f"{g['network']} ({g['params'] / 1e6:.2f} M parameters)", g["sampler"], g["calls"],
-                          f"{g['wall']:.2f} s", f"{q['cfid'] / q['floor']:.2f}x" if q else "not measured",
+        grid_rows.append([f"{g['network']} ({g['params'] / 1e6:.2f} M parameters)", g["precision"], g["sampler"],
+                          g["calls"], f"{g['wall']:.2f} s", f"{q['cfid'] / q['floor']:.2f}x" if q else "not measured",
                           f"{100 * q['accuracy']:.1f}%" if q else "not measured"])
-    grid = table(["network", "sampler", "model calls (batch 16)", "wall, noise to uint8 grid",
+    grid = table(["network", "precision", "sampler", "model calls (batch 16)", "wall, noise to uint8 grid",
                   f"cFID / floor at N = {GRID_QUALITY_N}", "class accuracy"], grid_rows)
     prof = []
     for what, p in r["profile"].items():
@@ -482,10 +484,13 @@ def main(argv=None) -> int:
              [(1, "ddim", 50, 7), (16, "ddim", 50, 5), (1, "ddpm", 1000, 1), (16, "ddpm", 1000, 1)])
     r["sampling"] = sampling(model, peer, cases, r["peaks"]["fp32"])
     paths = {} if args.quick else {p.stem: p for p in [checkpoint, *map(Path, args.grid_checkpoints)]}
-    grid_models = {name: load_model(p, DEVICE).eval() for name, p in paths.items()} or {"untrained tiny": model}
+    loaded = {name: load_model(p, DEVICE) for name, p in paths.items()} or {"untrained tiny": model}
+    grid_models = [(name, m.at_precision(precision)) for name, m in loaded.items()  # the app's precision too
+                   for precision in dict.fromkeys(["fp32", fast_precision(m.config, DEVICE)])]
     r["grid"] = classroom_grid(grid_models, GRID_SETTINGS[:2] if args.quick else GRID_SETTINGS, 1 if args.quick else 3)
     for g in r["grid"]:
-        g["quality"] = measured(paths[g["network"]], g["options"], GRID_QUALITY_N) if paths else None
+        scored = g["options"] | ({"precision": g["precision"]} if g["precision"] != "fp32" else {})
+        g["quality"] = measured(paths[g["network"]], scored, GRID_QUALITY_N) if paths else None
     r["profile"] = {f"Network call, batch {b}": profile(network_call(model.net, b), 3 if args.quick else 20)
                     for b in (1, 16)}
     r["omp"] = wait_policy(args.quick, checkpoint)

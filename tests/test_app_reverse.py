@@ -28,7 +28,7 @@ from explorer.app import reverse as rv
 from explorer.app import reverse_logic as rl
 from explorer.app.options import MIXED, UserInputError, schedule
 from explorer.app.reverse_replay import Replay
-from explorer.checkpoint import CheckpointError, read_config
+from explorer.checkpoint import CheckpointError, fast_precision, read_config
 from explorer.forward import q_sample
 from explorer.noisy_classifier import (NoisyClassifier, NoisyClassifierConfig, load_noisy_classifier,
                                        save_noisy_classifier)
@@ -141,7 +141,7 @@ def final_grid(path, checkpoint=None, upload=None, objective=None, method="ddim"
     """The sampler's own output for these controls, as the view documents its draws: x_T from a
     generator seeded with the seed, the same generator for the sampler's noise, labels 0, 1, 0, ... (mixed) or
     the class; classifier guidance (s != 0) by the bundled noise-aware classifier."""
-    model = catalogue.model_at(path)
+    model = catalogue.sampling_model(path)
     g = torch.Generator().manual_seed(seed)
     x_T = torch.randn((n, *model.sample_shape), generator=g)
     y = None
@@ -189,6 +189,17 @@ def test_only_image_checkpoints_are_listed_with_their_metadata():
                                                "tiny_v.safetensors", "tiny_x0.safetensors", rv.UPLOAD]
     label = dict((v, k) for k, v in choices)["tiny_v.safetensors"]
     assert "predicts v" in label and "cosine" in label and "T=50" in label and "pics" in label
+
+
+def test_the_view_samples_in_the_fast_precision_with_the_float32_models_weights(bundled_dir):
+    path = catalogue.PRETRAINED / "tiny_eps.safetensors"
+    exact, fast = catalogue.model_at(path), catalogue.sampling_model(path)
+    assert exact.precision == "fp32" and fast.precision == fast_precision(exact.config, catalogue.DEVICE)
+    assert fast.net is exact.net and catalogue.sampling_model(path) is fast  # loaded once, not copied
+    toy = catalogue.PRETRAINED / "moons.safetensors"
+    assert catalogue.sampling_model(toy) is catalogue.model_at(toy)  # an MLP stays in float32
+    said = "Sampled here in bfloat16 autocast" in rl.model_info(path, exact.config)
+    assert said == (fast.precision == "bf16")  # the view says so
 
 
 def test_grid_layout():
@@ -464,7 +475,7 @@ def test_the_step_slider_replays_each_shown_step_without_a_model_call(calls, mon
     assert isinstance(replay, Replay) and (slider.maximum, slider.value, slider.interactive) == (7, 7, True)
     assert outs[0][OUT["replay"]] is None and outs[0][-1].interactive is False  # off while the run streams
     assert all(is_skip(out[-1]) for out in outs[1:-1])
-    model = catalogue.model_at(catalogue.PRETRAINED / "tiny_eps.safetensors")
+    model = catalogue.sampling_model(catalogue.PRETRAINED / "tiny_eps.safetensors")
     g = torch.Generator().manual_seed(2)
     x_T = torch.randn((3, *model.sample_shape), generator=g)
     steps = list(sample(model, model.schedule, x_T, method="ddpm", steps=7, objective="eps",
@@ -482,7 +493,7 @@ def test_the_step_slider_replays_each_shown_step_without_a_model_call(calls, mon
         assert np.array_equal(update, streamed(delta / delta.abs().max()))
         assert (f"**Step {j} of 7**: the model saw x at t = {st.t} and guessed x̂₀ and ε̂; the step moved x to "
                 f"t = {st.t_next} with σ = {st.sigma:.4f}") in text
-        assert f"update {delta.pow(2).mean().sqrt():.4f}" in text
+        assert f"update {delta.double().pow(2).mean().sqrt():.4f}" in text  # in float64, as shown
     assert rv.scrub_step(replay, 5)[3] == rv.scrub_step(replay, 3)[3]
     assert calls.n == before
     with pytest.raises(gr.Error, match=r"step must be a whole number from 0 to 7 \(the last step the run showed\)"):

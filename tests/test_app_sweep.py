@@ -76,7 +76,7 @@ def calls(bundled_dir):
         record.batch.append(args[0].shape[0])
         record.during.get(len(record.batch), lambda: None)()
 
-    handles = [catalogue.model_at(catalogue.PRETRAINED / name).register_forward_hook(hook)
+    handles = [catalogue.sampling_model(catalogue.PRETRAINED / name).register_forward_hook(hook)
                for name in catalogue.bundled_images()]
     yield record
     for handle in handles:
@@ -119,7 +119,7 @@ def test_the_streamed_cells_are_the_library_sweep_of_the_same_noise(calls):
         assert set(cells_of(out[OUT["grid"]])) == set(order[:j])
         assert out[OUT["grid"]].count('class="pending"') == len(order) - j
         assert [row[:3] for row in out[OUT["table"]]] == [[sl.sampler_name(s), k, k] for s, k in order[:j]]
-    model = catalogue.model_at(catalogue.PRETRAINED / "tiny_v.safetensors")
+    model = catalogue.sampling_model(catalogue.PRETRAINED / "tiny_v.safetensors")
     x_T, cell_seed = oracle_noise(3, 2)
     corner = re.search(r'class="corner"><img src="data:image/png;base64,([^"]+)"', outs[0][OUT["grid"]]).group(1)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(corner)))), shown(x_T))

@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_speed_quick_writes_every_section(tmp_path):
     from bench.report import MARKER
-    from bench.speed import main
+    from bench.speed import DEVICE, main
+    from explorer.checkpoint import native_bf16
     head = "# Speed\n\nWhat the numbers mean, written by a person.\n\n"
     (tmp_path / "speed.md").write_text(f"{head}{MARKER}\n\nlast run's tables\n")
     assert main(["--quick", "--out-dir", str(tmp_path)]) == 0
@@ -27,6 +28,9 @@ def test_speed_quick_writes_every_section(tmp_path):
                          text, re.M), loop
     assert re.search(r"^\| reference: .*\| 1\.00x \|", text, re.M)
     assert "Training step of ours, batch 8" in text
+    # the classroom grid in float32 and, where the app samples in bf16 on this CPU, in bf16 beside it
+    precisions = re.findall(r"^\| untrained tiny \([\d.]+ M parameters\) \| (fp32|bf16) \| dpm-solver", text, re.M)
+    assert precisions == ["fp32"] * 2 + ["bf16"] * 2 * native_bf16(DEVICE)
     assert "## App" not in text  # the app's latencies are the view benches'
 
 

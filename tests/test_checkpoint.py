@@ -1,11 +1,13 @@
-"""Checkpoints: round trip from the file alone, and clear errors for foreign, corrupted or mismatched files."""
+"""Checkpoints: round trip from the file alone, clear errors for foreign, corrupted or mismatched files, and the
+bf16 precision the sampling views run a UNet in."""
 import json
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from explorer.checkpoint import CheckpointError, ModelConfig, list_checkpoints, load_model, save_model
+from explorer.checkpoint import (DEFAULT_CHECKPOINT, CheckpointError, ModelConfig, fast_precision, list_checkpoints,
+                                 load_model, native_bf16, save_model)
 from explorer.nets import build_net
 from explorer.samplers import run, sample
 
@@ -88,3 +90,35 @@ def test_invalid_config(tmp_path):
     save_file(net.state_dict(), str(path), metadata={"format": "diffusion-explorer", "config": json.dumps(meta)})
     with pytest.raises(CheckpointError, match="allowed: eps, x0, v"):
         load_model(path)
+
+
+def test_bf16_shares_the_weights_and_moves_outputs_by_rounding_only():
+    model = load_model(DEFAULT_CHECKPOINT)  # the app's default UNet
+    fast = model.at_precision("bf16")
+    assert model.at_precision("fp32") is model and fast.at_precision("bf16") is fast
+    assert fast.net is model.net and fast.precision == "bf16" and model.precision == "fp32"
+    assert not fast.training and fast.config == model.config and fast.schedule.T == model.schedule.T
+    g = torch.Generator().manual_seed(0)
+    x, t, y = torch.randn(4, 1, 28, 28, generator=g), torch.tensor([1, 100, 500, 1000]), torch.tensor([0, 3, 5, 9])
+    exact, rounded = model(x, t, y), fast(x, t, y)
+    assert rounded.dtype == torch.float32 and rounded.shape == exact.shape
+    err = (rounded - exact).abs().max() / exact.abs().max()
+    assert 0 < err < 0.05  # bf16 keeps 8 bits of mantissa: a few parts in a thousand per layer
+    x_T = torch.randn(4, 1, 28, 28, generator=g)
+    x0, x0_fast = (run(sample(m, m.schedule, x_T, method="dpm-solver++", steps=10, objective=m.objective, y=y,
+                              clip_x0=True)) for m in (model, fast))
+    assert (x0_fast - x0).abs().mean() < 0.02  # the same images, in [-1, 1]
+    assert load_model(DEFAULT_CHECKPOINT, precision="bf16").precision == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; allowed: fp32, bf16"):
+        model.at_precision("fp16")
+
+@pytest.mark.parametrize("avx512_bf16, amx, want", [(True, False, "bf16"), (False, True, "bf16"),
+                                                      (False, False, "fp32")])
+def test_fast_precision_is_bf16_only_for_a_unet_on_a_cpu_with_native_bf16(monkeypatch, avx512_bf16, amx, want):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    unet, mlp = tiny_config(net="unet"), tiny_config()
+    assert native_bf16(torch.device("cpu")) == (want == "bf16")
+    assert fast_precision(unet, torch.device("cpu")) == want
+    assert fast_precision(mlp, torch.device("cpu")) == "fp32"  # too small to gain
+    assert fast_precision(unet, torch.device("cuda")) == fast_precision(unet, torch.device("mps")) == "fp32"

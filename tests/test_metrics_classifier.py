@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from explorer.checkpoint import PRETRAINED_DIR, CheckpointError, atomic_save, list_checkpoints, load_model, read_config
+from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, atomic_save, list_checkpoints,
+                                 load_model, read_config)
 from explorer.classifier import (
     DEFAULT_PATH,
     FORMAT,
@@ -382,3 +383,31 @@ def test_quality_benchmark_elbo_n_0_measures_no_elbo(tiny_checkpoint, tmp_path):
     assert "Not measured in this run (`--elbo-n 0`)." in md.read_text() and "bits/dim" not in md.read_text()
     assert not list(tmp_path.glob("elbo_*.csv"))
     assert not [key for key in json.loads((tmp_path / "quality.json").read_text()) if "|elbo|" in key]
+
+
+def test_quality_bf16_rows_are_the_same_samplers_with_the_network_in_bf16(tiny_checkpoint, tmp_path, monkeypatch):
+    """--precisions fp32,bf16 adds each guidance-1 sampler row again with the network under bf16 autocast: its own
+    label and cache key (fp32 keys unchanged), read back by `measured`, reproduced by the report's command."""
+    bench = load_bench()
+    seen, precisions = [], set()
+    real = bench.measure_sampler
+    monkeypatch.setattr(bench, "measure_sampler", lambda model, c, options, *a: seen.append(options) or real(
+        model, c, options, *a))
+    forward = DiffusionModel.forward
+    monkeypatch.setattr(DiffusionModel, "forward", lambda self, *a: precisions.add((len(seen), self.precision))
+                        or forward(self, *a))
+    text = bench.main(["--quick", "--elbo-n", "0", "--precisions", "fp32,bf16", "--only",
+                       "dpm-solver++-10,dpm-solver++-10-bf16", "--checkpoints", str(tiny_checkpoint),
+                       "--out-dir", str(tmp_path)]).read_text()
+    dpm = {"method": "dpm-solver++", "steps": 10, "guidance": 1.0, "clip_x0": True}
+    assert seen == [dpm, dpm | {"precision": "bf16"}] and precisions == {(1, "fp32"), (2, "bf16")}
+    assert "| dpm-solver++-10 | 10 | 20 |" in text and "| dpm-solver++-10-bf16 | 10 | 20 |" in text
+    exact, fast = (bench.measured(tiny_checkpoint, o, 20, tmp_path) for o in seen)
+    assert exact is not None and fast is not None
+    assert abs(fast["cfid"] - exact["cfid"]) < 0.1 * exact["cfid"]  # rounding moves the samples a little
+    assert len(json.loads((tmp_path / "quality.json").read_text())) == 3  # the two rows and the floor
+    command = [line for line in text.splitlines() if line.startswith("python -m bench.quality")][0]
+    assert "--precisions fp32,bf16" in command and command.endswith("--only dpm-solver++-10,dpm-solver++-10-bf16")
+    for bad in ("bf16", "fp32,fp16"):  # fp32 rows are the targets' and the reference
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--precisions", bad])

@@ -2,9 +2,10 @@
 
 `DEVICE` is where every view runs its networks (explorer.training.pick_device("auto"): cuda, then mps, then
 cpu). `model_at(path)` loads a checkpoint once (again when the file changes) after one trial call, and shares
-the model read-only. Bundled files are listed from `PRETRAINED` by their metadata only: the 2D toys for the toy
-lab, the image models for the reverse view, which also takes uploads (validated, never a pickle, size-limited)
-and switches between bundled files of one family trained for different objectives (`resolve`).
+the model read-only; `sampling_model(path)` is that model run in the faster precision the sampling views use.
+Bundled files are listed from `PRETRAINED` by their metadata only: the 2D toys for the toy lab, the image models
+for the reverse view, which also takes uploads (validated, never a pickle, size-limited) and switches between
+bundled files of one family trained for different objectives (`resolve`).
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import torch
 
 from explorer import checks
 from explorer.app.options import UserInputError
-from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, ModelConfig, list_checkpoints,
-                                 load_model, read_config)
+from explorer.checkpoint import (PRETRAINED_DIR, CheckpointError, DiffusionModel, ModelConfig, fast_precision,
+                                 list_checkpoints, load_model, read_config)
 from explorer.nets import build_net
 from explorer.parameterization import OBJECTIVES
 from explorer.training import pick_device
@@ -41,17 +42,29 @@ def _trial(model: DiffusionModel, name: str) -> None:
                               f"{list(model.sample_shape)}")
 
 
-@functools.lru_cache(maxsize=32)
-def _load(path: str, mtime_ns: int, size: int) -> DiffusionModel:
+@functools.lru_cache(maxsize=64)
+def _load(path: str, mtime_ns: int, size: int, fast: bool) -> DiffusionModel:
+    if fast:
+        model = _load(path, mtime_ns, size, False)
+        return model.at_precision(fast_precision(model.config, DEVICE))
     model = load_model(path, DEVICE)
     _trial(model, Path(path).name)
     return model
 
 
 def model_at(path: Path) -> DiffusionModel:
-    """The model in a checkpoint file, loaded once (again when the file changes) and shared read-only."""
+    """The model in a checkpoint file in float32, loaded once (again when the file changes) and shared read-only."""
     stat = Path(path).stat()
-    return _load(str(path), stat.st_mtime_ns, stat.st_size)
+    return _load(str(path), stat.st_mtime_ns, stat.st_size, False)
+
+
+def sampling_model(path: Path) -> DiffusionModel:
+    """model_at(path) as the sampling views (reverse, sweep) run it: in checkpoint.fast_precision, bf16 autocast
+    for a UNet on a CPU with native bf16, which moves samples by rounding only (bench/results/quality.md) and
+    shares model_at's weights. Likelihoods and inversions, whose results are the errors of hundreds of calls added
+    up, keep model_at's float32."""
+    stat = Path(path).stat()
+    return _load(str(path), stat.st_mtime_ns, stat.st_size, True)
 
 
 def listed() -> tuple[tuple[Path, ModelConfig], ...]:
@@ -150,7 +163,7 @@ def _check_file(path: str, mtime_ns: int, size: int) -> None:
     if needed > size:
         raise CheckpointError(f"{name}: its config describes a network of {needed / 2 ** 20:.1f} MB of weights, "
                               f"more than the whole file holds; the file is damaged or not from train.py.")
-    _load(path, mtime_ns, size)
+    _load(path, mtime_ns, size, False)
 
 
 def chosen(checkpoint: str, upload: str | None) -> tuple[Path, ModelConfig]:

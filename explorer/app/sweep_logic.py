@@ -220,7 +220,7 @@ def sweep_stream(settings: SweepSettings, running) -> Iterator[dict]:
     corner, finished, done = image_tag(x_T, "x_T"), {}, []
     if running.show(shown(0, total)):
         yield {"grid": grid_html(settings, corner, finished), "table": [], "status": status(settings, done, 0.0)}
-        model = catalogue.model_at(settings.path)  # after the first frame: loading takes longer than drawing x_T
+        model = catalogue.sampling_model(settings.path)  # after the first frame: loading takes longer than drawing x_T
         device = next(model.parameters()).device
         items = sweep(model, model.schedule, x_T.to(device), samplers=settings.samplers,
                       step_counts=settings.step_counts, seed=cell_seed, objective=model.objective,
