@@ -188,7 +188,7 @@ def measure(rounds_n: int, first_frames: int, browser: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy2(catalogue.PRETRAINED / name, tmp)
         catalogue.PRETRAINED = Path(tmp)
-        model = catalogue.model_at(Path(tmp) / name)
+        model = catalogue.sampling_model(Path(tmp) / name)  # what the view runs
         timer = NetworkTimer(model)
         _, url, _ = launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
         client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
