@@ -1,6 +1,6 @@
 """explorer.app.widgets: gpu_bound delegates to spaces.GPU where the `spaces` package imports (Hugging Face
 ZeroGPU; a fake module stands in for it here) and is the identity elsewhere; gradio's cached pictures are
-replaced whole, never rewritten in place."""
+replaced whole, never rewritten in place; number fields take only numbers."""
 from __future__ import annotations
 
 import functools
@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
+import gradio as gr
 from gradio import processing_utils
 from PIL import Image
 
@@ -82,3 +83,16 @@ def test_a_cached_picture_written_again_is_replaced_whole(tmp_path):
         assert again == path and os.fstat(download.fileno()).st_ino != path.stat().st_ino
         assert download.read() == data == path.read_bytes()
     assert sorted(tmp_path.rglob("*")) == [path.parent, path]  # no temporary folder left behind
+
+
+def test_number_fields_answer_anything_but_a_finite_number_with_a_message():
+    """gradio's Slider and Number compare the payload with their bounds first, so a string raised a TypeError;
+    with explorer.app.widgets imported, anything but a finite int or float is a gr.Error naming the field."""
+    steps, seed = gr.Slider(1, 50, step=1, label="Steps"), gr.Number(label="Seed", precision=0)
+    assert steps.preprocess(7) == 7 and seed.preprocess(3.0) == 3 and seed.preprocess(None) is None
+    for bad in ("7", [3], True, float("nan"), float("-inf")):
+        for field, name in ((steps, "Steps"), (seed, "Seed")):
+            with pytest.raises(gr.Error, match=rf"{name}: .+ is not a number\."):
+                field.preprocess(bad)
+    with pytest.raises(gr.Error, match="greater than maximum"):  # gradio's own bounds check still runs
+        steps.preprocess(51)

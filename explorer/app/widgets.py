@@ -2,12 +2,14 @@
 handlers marked GPU-bound for Hugging Face ZeroGPU, and the sampler's controls (the reverse view and the toy lab
 offer the same ones) with the handler that shows only the options of the chosen sampler.
 
-Importing it also makes gradio write the pictures it sends whole (whole_pictures), for every view.
+Importing it also makes gradio write the pictures it sends whole (whole_pictures) and answer a number field sent
+something else with a message (numbers_only), for every view.
 """
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -82,6 +84,25 @@ def whole_pictures(save):
 
 
 processing_utils.save_pil_to_cache = whole_pictures(processing_utils.save_pil_to_cache)
+
+
+def numbers_only(preprocess):
+    """Wrap the preprocess of gradio's Slider or Number, which compares the payload with its bounds before checking
+    that it is a number, so that a string or a list sent through the API raised an unhandled TypeError: anything
+    but a finite int or float (None passes on to Number's own handling) is answered with a gr.Error naming the
+    field."""
+    @functools.wraps(preprocess)
+    def checked(self, payload):
+        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
+                                    or not math.isfinite(payload)):
+            raise gr.Error(f"{self.label or 'a number field'}: {str(payload)[:40]!r} is not a number.",
+                           print_exception=False)
+        return preprocess(self, payload)
+    return checked
+
+
+gr.Slider.preprocess = numbers_only(gr.Slider.preprocess)
+gr.Number.preprocess = numbers_only(gr.Number.preprocess)
 
 
 def sampler_choice(prefix: str, method: str) -> gr.Radio:
