@@ -42,14 +42,15 @@ def choice(name: str, value, allowed: Iterable):
     return value
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A finite int or float, not a bool."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def whole(name: str, value, low: int, high: int | None = None, note: str = "") -> int:
     """`value` as an int if it is a whole number (an int, or a float such as a slider's 5.0) in [low, high]
     (no upper bound when `high` is None), else a ValueError saying so, followed by `note`."""
-    if not _is_number(value) or int(value) != value or value < low or (high is not None and value > high):
+    if not is_number(value) or int(value) != value or value < low or (high is not None and value > high):
         span = f"at least {low}" if high is None else f"from {low} to {high}"
         raise ValueError(f"{name} must be a whole number {span}{note}, got {value!r}")
     return int(value)
@@ -59,7 +60,7 @@ def number(name: str, value, low: float = -math.inf, high: float = math.inf, *, 
            open_high: bool = False) -> float:
     """`value` as a float if it is a finite number in the interval from `low` to `high` (closed unless
     `open_low` / `open_high`), else a ValueError naming the interval."""
-    ok = _is_number(value) and (value > low if open_low else value >= low) and (
+    ok = is_number(value) and (value > low if open_low else value >= low) and (
         value < high if open_high else value <= high)
     if not ok:
         if math.isinf(low) and math.isinf(high):

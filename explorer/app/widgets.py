@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 from gradio import processing_utils
 
+from explorer import checks
 from explorer.app.options import METHOD_NAMES, VARIANCE_NAMES
 from explorer.samplers import METHODS, SPACINGS, VARIANCES
 
@@ -93,8 +93,7 @@ def numbers_only(preprocess):
     field."""
     @functools.wraps(preprocess)
     def checked(self, payload):
-        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
-                                    or not math.isfinite(payload)):
+        if payload is not None and not checks.is_number(payload):
             raise gr.Error(f"{self.label or 'a number field'}: {str(payload)[:40]!r} is not a number.",
                            print_exception=False)
         return preprocess(self, payload)
