@@ -91,13 +91,15 @@ TARGETS = {"ddim-50-eta1": (1.5, 1.5), "dpm-solver++-10": (2.0, 3.0)}
 
 
 def label(options: dict) -> str:
-    """A sampler config's name: ddpm-1000-beta, ddim-50-eta0.5, dpm-solver++-10, with -g3 for guidance != 1,
-    -cg3 for classifier guidance s = 3 and -bf16 for the network run in bf16 autocast."""
+    """A sampler config's name: ddpm-1000-beta, ddim-50-eta0.5, dpm-solver++-10, with -linspace for a timestep
+    spacing other than the default trailing one, -g3 for guidance != 1, -cg3 for classifier guidance s = 3 and
+    -bf16 for the network run in bf16 autocast."""
     name = f"{options['method']}-{options['steps']}"
     if options["method"] == "ddpm":
         name += f"-{options['variance']}"
     elif options["method"] == "ddim":
         name += f"-eta{options['eta']:g}"
+    name += f"-{options['spacing']}" if options.get("spacing", "trailing") != "trailing" else ""
     name += f"-g{options['guidance']:g}" if options["guidance"] != 1 else ""
     name += f"-cg{options['classifier_scale']:g}" if options.get("classifier_scale") else ""
     return name + (f"-{options['precision']}" if options.get("precision", "fp32") != "fp32" else "")
@@ -116,6 +118,8 @@ def sampler_configs(T: int, quick: bool) -> tuple[list[dict], list[dict]]:
         samplers = [{"method": "ddpm", "steps": T, "variance": v} for v in ("beta", "beta_tilde")]
         samplers += [{"method": "ddim", "steps": s, "eta": e} for s in (10, 20, 50, 100) for e in (0.0, 0.5, 1.0)]
         samplers += [{"method": "dpm-solver++", "steps": s} for s in (5, 10, 20)]
+        # the few-step solver with its last model call at t = 1 instead of T / N (its final step jumps to x0_hat)
+        samplers += [{"method": "dpm-solver++", "steps": s, "spacing": "linspace"} for s in (5, 10, 20)]
         guidances = GUIDANCES
     capped = [{**o, "steps": min(o["steps"], T), "guidance": 1.0, "clip_x0": True} for o in samplers]
     sweep = [{**reference, "steps": min(reference["steps"], T), "guidance": w, "clip_x0": True} for w in guidances]

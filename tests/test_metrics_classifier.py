@@ -36,6 +36,7 @@ from explorer.metrics import (
     toy_distances,
     toy_floor,
 )
+from explorer.samplers import timesteps
 from explorer.training import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -411,3 +412,26 @@ def test_quality_bf16_rows_are_the_same_samplers_with_the_network_in_bf16(tiny_c
     for bad in ("bf16", "fp32,fp16"):  # fp32 rows are the targets' and the reference
         with pytest.raises(SystemExit):
             bench.parse_args(["--precisions", bad])
+
+
+def test_quality_linspace_rows_run_dpm_solver_with_its_last_call_at_t_1(tiny_checkpoint, tmp_path, monkeypatch):
+    """The full report adds DPM-Solver++ with the linspace spacing (last model call at t = 1, not T / N), labelled
+    -linspace under its own cache key; the sampler is called at exactly timesteps(T, N, "linspace")."""
+    bench = load_bench()
+    samplers, _ = bench.sampler_configs(1000, quick=False)
+    linspace = [bench.label(o) for o in samplers if o.get("spacing") == "linspace"]
+    assert linspace == ["dpm-solver++-5-linspace", "dpm-solver++-10-linspace", "dpm-solver++-20-linspace"]
+    called, ts = [], {}
+    real = bench.generate_samples
+    monkeypatch.setattr(bench, "generate_samples", lambda model, n, options, *a: called.append(options) or real(
+        model, n, options, *a))
+    forward = DiffusionModel.forward
+    monkeypatch.setattr(DiffusionModel, "forward", lambda self, x, t, *a: ts.setdefault(len(called), set()).update(
+        t.unique().tolist()) or forward(self, x, t, *a))
+    text = bench.main(["--n", "20", "--elbo-n", "0", "--only", "dpm-solver++-10,dpm-solver++-10-linspace",
+                       "--checkpoints", str(tiny_checkpoint), "--out-dir", str(tmp_path)]).read_text()
+    assert [o.get("spacing", "trailing") for o in called] == ["trailing", "linspace"]
+    assert sorted(ts[1], reverse=True) == timesteps(50, 10, "trailing") and min(ts[1]) == 5  # T = 50
+    assert sorted(ts[2], reverse=True) == timesteps(50, 10, "linspace") and min(ts[2]) == 1
+    assert "| dpm-solver++-10 | 10 | 20 |" in text and "| dpm-solver++-10-linspace | 10 | 20 |" in text
+    assert len(json.loads((tmp_path / "quality.json").read_text())) == 3  # the two rows and the floor
