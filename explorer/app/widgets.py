@@ -122,7 +122,9 @@ def noise_controls(prefix: str, method: str, variance: str, eta: float, spacing:
                      elem_id=f"{prefix}-variance"),
             gr.Slider(0, 1, value=eta, step=0.05, label="DDIM η", info="0: deterministic · 1: DDPM-like",
                       visible=method == "ddim", elem_id=f"{prefix}-eta"),
-            gr.Radio(list(SPACINGS), value=spacing, label="Timestep spacing", elem_id=f"{prefix}-spacing"))
+            gr.Radio(list(SPACINGS), value=spacing, label="Timestep spacing",
+                     info="last model call at t = T/N (trailing) or t = 1 (linspace: better for few-step DPM-Solver++)",
+                     elem_id=f"{prefix}-spacing"))
 
 
 def sampler_options(method: str, variance: str | None = None, eta: float | None = None):
