@@ -2,6 +2,7 @@
 # Train the bundled 2D-toy checkpoints pretrained/toy_<dataset>_<objective>.safetensors with train.py:
 # every toy dataset x every objective, cosine schedule, T = 1000, the MLP "small" preset, on the CPU.
 # One run at a time on one core (OMP_NUM_THREADS=1), so a machine busy with other work keeps its other cores.
+# --lr 2e-3: the learning rate the bundled files were trained with (train.py's default was 2e-3 then).
 #
 #     bash scripts/train_toys.sh                  # all 15, 2 to 5 minutes each on one core
 #     bash scripts/train_toys.sh two-moons v      # only the named datasets / objectives
@@ -23,7 +24,7 @@ done
 for dataset in "${ONLY_D[@]:-${DATASETS[@]}}"; do
   for objective in "${ONLY_O[@]:-${OBJECTIVES[@]}}"; do
     OMP_NUM_THREADS=1 python train.py --dataset "$dataset" --objective "$objective" --schedule cosine --T 1000 \
-      --model small --steps "${STEPS[$dataset]}" --batch-size 512 --device cpu --sample-every 0 \
+      --model small --steps "${STEPS[$dataset]}" --batch-size 512 --lr 2e-3 --device cpu --sample-every 0 \
       --out "pretrained/toy_${dataset}_${objective}.safetensors" --run-dir "runs/toys/${dataset}_${objective}" --force
   done
 done
